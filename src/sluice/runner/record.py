@@ -1,0 +1,50 @@
+"""What running one release on one dataset row produced."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from sluice.dataset.row import ContextDoc, ToolCall
+from sluice.evals.result import EvalResult
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class RowOutput(BaseModel):
+    """The target's answer for one row, with cost and timing.
+
+    ``context`` is set when the target reports the documents it retrieved (http and python
+    targets); otherwise evaluators use the row's own context.
+    """
+
+    row_id: str
+    output: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    context: list[ContextDoc] | None = None
+    usage: Usage = Field(default_factory=Usage)
+    cost: float | None = None
+    latency_ms: float = 0.0
+    model: str | None = None
+    error: str | None = None
+    error_kind: str | None = None  # timeout | connection | http_4xx | http_5xx | rate_limited | target
+    attempts: int = 1
+    cached: bool = False
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class RowRecord(BaseModel):
+    """A stored row of a run: the output and every evaluator's result on it."""
+
+    output: RowOutput
+    evals: dict[str, EvalResult] = Field(default_factory=dict)
+    cohort: str = "default"
