@@ -22,6 +22,11 @@ class Store(Protocol):
     def list_releases(self, name: str | None = None) -> list[ReleaseRecord]:
         """Newest first."""
 
+    def put_blobs(self, blobs: dict[str, bytes]) -> None:
+        """Store file bodies by content digest (release templates, schemas, scripts)."""
+
+    def get_blobs(self, digests: list[str]) -> dict[str, bytes]: ...
+
     # datasets -------------------------------------------------------------------------------
     def put_dataset(self, rec: DatasetRecord, rows: list[dict[str, Any]]) -> bool:
         """Store a dataset version and its rows in one transaction; False when it existed."""
@@ -41,6 +46,8 @@ class Store(Protocol):
 
     def find_run(self, release_digest: str, dataset_version: str, evaluators_digest: str) -> RunRecord | None:
         """The newest run of that release on that dataset version with those evaluators."""
+
+    def list_runs(self, limit: int = 50) -> list[RunRecord]: ...
 
     def update_run(self, run_id: str, *, status: str, summary: dict[str, Any] | None = None) -> None: ...
 
