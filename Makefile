@@ -1,0 +1,28 @@
+# The two commands a new user runs:  make demo   and   make test
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: demo test test-fast bench clean
+
+demo: $(VENV)/.installed  ## set up and run the whole gate loop offline on the embedded store
+	$(BIN)/sluice demo
+
+test: $(VENV)/.installed-test  ## set up and run every test (PostgreSQL tests need 127.0.0.1:5432)
+	$(BIN)/pytest
+
+bench: $(VENV)/.installed-test  ## run the benchmarks, results in bench/results/
+	$(BIN)/python bench/gate_bench.py
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .sluice sluice-demo .pytest_cache

@@ -1,0 +1,57 @@
+"""State shared by the commands of one CLI invocation: settings, the store, consoles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import Console
+
+from sluice.config import Settings, load_settings
+from sluice.store import SqlStore, open_store
+
+
+@dataclass
+class _State:
+    config_path: str | None = None
+    store_url: str | None = None
+    settings: Settings | None = None
+    store: SqlStore | None = None
+
+
+_state = _State()
+_out = Console(highlight=False, soft_wrap=True)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def configure(config_path: str | None, store_url: str | None) -> None:
+    _state.config_path = config_path
+    _state.store_url = store_url
+    _state.settings = None
+
+
+def settings() -> Settings:
+    if _state.settings is None:
+        _state.settings = load_settings(_state.config_path)
+        if _state.store_url:
+            _state.settings.store = _state.store_url
+    return _state.settings
+
+
+def store() -> SqlStore:
+    if _state.store is None:
+        _state.store = open_store(settings().store)
+    return _state.store
+
+
+def console() -> Console:
+    return _out
+
+
+def console_err() -> Console:
+    return _err
+
+
+def close() -> None:
+    if _state.store is not None:
+        _state.store.close()
+        _state.store = None

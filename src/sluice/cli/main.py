@@ -1,0 +1,84 @@
+"""The ``sluice`` command. Each command group lives in its own module; this one wires them and
+turns every ``SluiceError`` into one line on stderr and the exit code the contract assigns."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from sluice import __version__
+from sluice.cli import context
+from sluice.errors import ExitCode, SluiceError
+
+app = typer.Typer(
+    name="sluice",
+    help="Gate, route, observe and roll out LLM releases.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    config: str = typer.Option(None, "--config", "-c", help="Path to sluice.yaml (default ./sluice.yaml or $SLUICE_CONFIG)."),
+    store: str = typer.Option(None, "--store", help="Store URL (overrides config and $SLUICE_STORE)."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit(0)
+    context.configure(config_path=config, store_url=store)
+
+
+def _register() -> None:
+    from sluice.cli import dataset, demo, gate, init, release
+
+    app.add_typer(release.app, name="release", help="Register, list, show and diff releases.")
+    app.add_typer(dataset.app, name="dataset", help="Import, list, show and export datasets.")
+    app.command("gate", help=gate.gate.__doc__)(gate.gate)
+    app.command("demo", help=demo.demo.__doc__)(demo.demo)
+    app.command("init", help=init.init.__doc__)(init.init)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register()
+    try:
+        app(args=argv, prog_name="sluice", standalone_mode=False)
+    except SluiceError as e:
+        context.console_err().print(f"[bold red]error:[/] {_escape(str(e))}", highlight=False)
+        return int(e.exit_code)
+    except KeyboardInterrupt:
+        context.console_err().print("interrupted")
+        return 130
+    except typer.Exit as e:
+        return int(e.exit_code or 0)
+    except SystemExit as e:
+        return int(e.code or 0) if isinstance(e.code, int) else ExitCode.USAGE
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.exceptions.Abort):
+            return 130
+        if isinstance(e, click.ClickException):
+            e.show()
+            return int(ExitCode.USAGE)
+        raise
+    finally:
+        context.close()
+    return 0
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def entrypoint() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()
