@@ -68,6 +68,12 @@ class Component(ModelRef):
     context_budget: int | None = Field(default=None, gt=0, description="tokens of context kept")
     fallbacks: list[ModelRef] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _one_system_prompt(self) -> "Component":
+        if self.system_prompt is not None and self.system_prompt_file is not None:
+            raise ValueError("give system_prompt or system_prompt_file, not both")
+        return self
+
 
 class Retriever(Strict):
     index: str
@@ -103,6 +109,28 @@ class Guardrail(Strict):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, v: list[str]) -> list[str]:
+        for p in v:
+            try:
+                re.compile(p)
+            except re.error as e:
+                raise ValueError(f"pattern {p!r} is not a valid regular expression: {e}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _needs(self) -> "Guardrail":
+        if self.schema_ is not None and self.schema_file is not None:
+            raise ValueError("give schema or schema_file, not both")
+        if self.type == "json_schema" and self.schema_ is None and self.schema_file is None:
+            raise ValueError("a json_schema guardrail needs schema or schema_file")
+        if self.type == "blocked_patterns" and not self.patterns:
+            raise ValueError("a blocked_patterns guardrail needs patterns")
+        if self.type == "evaluator" and not self.evaluator:
+            raise ValueError("an evaluator guardrail needs evaluator")
+        return self
+
 
 class Target(Strict):
     """How the release is executed on a dataset row."""
@@ -112,6 +140,14 @@ class Target(Strict):
     headers_env: dict[str, str] = Field(default_factory=dict)  # http: header -> env var name
     function: str | None = None  # python: "module:function"
     timeout_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("headers_env")
+    @classmethod
+    def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for header, env in v.items():
+            if not ENV_RE.match(env):
+                raise ValueError(f"header {header!r} must map to the NAME of an environment variable")
+        return v
 
     @model_validator(mode="after")
     def _needs(self) -> "Target":
