@@ -24,7 +24,7 @@ from sluice.errors import ConfigError, Location
 from sluice.providers.base import (CONNECTION, CONTEXT_LENGTH, MALFORMED, TIMEOUT, ChatRequest,
                                    ChatResponse, ProviderError, classify_status)
 from sluice.runner.record import Usage
-from sluice.yamlio import load_yaml, validation_error
+from sluice.yamlio import dotted, parse_yaml, validation_error
 
 _PLACEHOLDER = re.compile(r"\{(row_id|cohort|last_user|model)\}")
 
@@ -97,50 +97,52 @@ class Script:
 
 
 def load_script(path: Path) -> Script:
-    """Read a YAML (a list of entries, or ``{responses: [...], default: {...}}``) or JSONL script."""
-    file = str(path)
-    if path.suffix == ".jsonl":
-        raw: list[tuple[Any, int]] = []
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as e:
-            raise ConfigError(f"cannot read script: {e}", Location(file=file)) from None
-        for n, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    raw.append((orjson.loads(line), n))
-                except orjson.JSONDecodeError as e:
-                    raise ConfigError(f"invalid JSON: {e}", Location(file=file, line=n)) from None
+    """Read a script file; see ``parse_script``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read script: {e}", Location(file=str(path))) from None
+    return parse_script(text, str(path))
+
+
+def parse_script(text: str, file: str) -> Script:
+    """A YAML script (a list of entries, or ``{responses: [...], default: {...}}``), or JSONL
+    (one entry per line) when ``file`` ends in ``.jsonl``."""
+    if file.endswith(".jsonl"):
         entries = []
-        for item, n in raw:
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
             try:
-                entries.append(ScriptedResponse.model_validate(item))
+                entries.append(ScriptedResponse.model_validate(orjson.loads(line)))
+            except orjson.JSONDecodeError as e:
+                raise ConfigError(f"invalid JSON: {e}", Location(file=file, line=n)) from None
             except ValidationError as e:
                 err = validation_error(e, {}, file)
                 raise ConfigError(err.message, Location(file=file, line=n, field=err.location.field)) from None
         return Script.from_entries(entries)
-    data, lines = load_yaml(path)
+    data, lines = parse_yaml(text, file)
     if isinstance(data, dict):
-        items = list(data.get("responses") or [])
-        base = ("responses",)
-        if data.get("default") is not None:
-            items.append({**data["default"], "default": True})
-        unknown = set(data) - {"responses", "default"}
+        unknown = sorted(set(data) - {"responses", "default"})
         if unknown:
-            raise ConfigError("is not a known field", Location(file=file, field=sorted(unknown)[0]))
+            raise ConfigError("is not a known field", Location(file=file, line=lines.get((unknown[0],)),
+                                                                field=unknown[0]))
+        items = [(("responses", i), item) for i, item in enumerate(data.get("responses") or [])]
+        if data.get("default") is not None:
+            items.append((("default",), {**data["default"], "default": True}))
     elif isinstance(data, list):
-        items, base = data, ()
+        items = [((i,), item) for i, item in enumerate(data)]
     else:
         raise ConfigError("a script is a list of responses or {responses, default}", Location(file=file, line=1))
     entries = []
-    for i, item in enumerate(items):
+    for base, item in items:
         try:
             entries.append(ScriptedResponse.model_validate(item))
         except ValidationError as e:
-            err = validation_error(e, {k[len(base) + 1:]: v for k, v in lines.items()
-                                       if k[:len(base) + 1] == base + (i,)}, file)
-            field_name = ".".join(str(p) for p in base + (i,)) + (f".{err.location.field}" if err.location.field else "")
-            raise ConfigError(err.message, Location(file=file, line=err.location.line or lines.get(base + (i,)),
+            sub = {k[len(base):]: v for k, v in lines.items() if k[:len(base)] == base}
+            err = validation_error(e, sub, file)
+            field_name = dotted(base + tuple(err.location.field.split("."))) if err.location.field else dotted(base)
+            raise ConfigError(err.message, Location(file=file, line=err.location.line or lines.get(base),
                                                     field=field_name)) from None
     return Script.from_entries(entries)
 

@@ -30,9 +30,10 @@ class RowOutput(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     cost: float | None = None
     latency_ms: float = 0.0
-    model: str | None = None
+    model: str | None = None  # the model that answered (a fallback's name when one did)
+    fallback_from: list[str] = Field(default_factory=list)  # models that failed before it, in order
     error: str | None = None
-    error_kind: str | None = None  # timeout | connection | http_4xx | http_5xx | rate_limited | target
+    error_kind: str | None = None  # timeout | connection | http_4xx | http_5xx | rate_limited | context_length | malformed | target | config
     attempts: int = 1
     cached: bool = False
     raw: dict[str, Any] = Field(default_factory=dict)
