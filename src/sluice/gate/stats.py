@@ -1,0 +1,170 @@
+"""The statistics of the offline gate: paired, exact where it is cheap, and always an interval.
+
+Candidate and baseline answer the *same* rows, so every comparison is paired: the per-row
+differences carry far less noise than two independent samples would. Gate decisions use the
+bounds of these intervals, never the point estimate alone (see docs/gate.md).
+
+- pass/fail: exact McNemar test (two-sided binomial test on the discordant pairs) and Newcombe's
+  hybrid score ("square-and-add") interval for the paired difference of pass rates, with the
+  continuity-corrected correlation term (Newcombe 1998, method 10).
+- one pass rate: Wilson score interval.
+- scores: BCa bootstrap over rows (seeded, vectorised), exact jackknife acceleration for the mean.
+- latency: empirical quantiles and a paired percentile bootstrap for the ratio of quantiles.
+
+numpy only at run time; everything is a pure function of its inputs and the seed.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+
+_NORMAL = NormalDist()
+
+
+def z_value(confidence: float) -> float:
+    """The two-sided normal critical value for ``confidence`` (1.959964 for 0.95)."""
+    return _NORMAL.inv_cdf(0.5 + confidence / 2)
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for one proportion; (0, 1) when there is no data."""
+    if n <= 0:
+        return (0.0, 1.0)
+    z = z_value(confidence)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mcnemar_exact_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: P(X <= min(b, c)) doubled, X ~ Binomial(b + c, 1/2).
+
+    ``b`` and ``c`` are the discordant counts (candidate-only passes, baseline-only passes).
+    Computed in exact integer arithmetic, so it stays accurate for thousands of pairs.
+    """
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def paired_pass_diff_interval(both: int, cand_only: int, base_only: int, neither: int,
+                              confidence: float = 0.95) -> tuple[float, float]:
+    """Newcombe's square-and-add interval for p_candidate - p_baseline on paired pass/fail data.
+
+    The 2x2 table: ``both`` pass, ``cand_only`` (candidate passes, baseline fails), ``base_only``,
+    ``neither``. Wilson limits of each marginal pass rate are combined with the estimated
+    correlation between the two rates (continuity-corrected as in Newcombe 1998), which is what
+    makes the interval paired: identical runs give a narrow interval around 0.
+    """
+    n = both + cand_only + base_only + neither
+    if n == 0:
+        return (-1.0, 1.0)
+    p1 = (both + cand_only) / n
+    p2 = (both + base_only) / n
+    l1, u1 = wilson_interval(both + cand_only, n, confidence)
+    l2, u2 = wilson_interval(both + base_only, n, confidence)
+    margins = ((both + cand_only), (base_only + neither), (both + base_only), (cand_only + neither))
+    psi = 0.0
+    if all(m > 0 for m in margins):
+        cross = both * neither - cand_only * base_only
+        scale = math.sqrt(math.prod(margins))
+        if cross > n / 2:
+            psi = (cross - n / 2) / scale
+        elif cross < 0:
+            psi = cross / scale
+    d = p1 - p2
+    lower = d - math.sqrt(max(0.0, (p1 - l1) ** 2 + (u2 - p2) ** 2 - 2 * psi * (p1 - l1) * (u2 - p2)))
+    upper = d + math.sqrt(max(0.0, (p2 - l2) ** 2 + (u1 - p1) ** 2 - 2 * psi * (p2 - l2) * (u1 - p1)))
+    return (max(-1.0, lower), min(1.0, upper))
+
+
+def bootstrap_indices(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """A (resamples, n) matrix of row indices drawn with replacement."""
+    return rng.integers(0, n, size=(resamples, n), dtype=np.int32 if n < 2**31 else np.int64)
+
+
+def bca_mean_interval(values: np.ndarray, idx: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """BCa bootstrap interval for the mean of ``values`` using the resample matrix ``idx``.
+
+    For paired score differences pass ``candidate - baseline``. Bias correction z0 comes from the
+    share of resampled means below the observed mean (ties count half); the acceleration from the
+    exact jackknife of the mean, ``(sum - x_i) / (n - 1)``. A constant sample gives a zero-width
+    interval at that constant.
+    """
+    x = np.asarray(values, dtype=float)
+    n = x.size
+    if n == 0:
+        return (math.nan, math.nan)
+    theta = float(x.mean())
+    if n == 1 or float(np.ptp(x)) == 0.0:
+        return (theta, theta)
+    boot = x[idx].mean(axis=1)
+    resamples = boot.size
+    below = np.count_nonzero(boot < theta) + 0.5 * np.count_nonzero(boot == theta)
+    prop = min(max(below / resamples, 1 / (2 * resamples)), 1 - 1 / (2 * resamples))
+    z0 = _NORMAL.inv_cdf(prop)
+    jack = (x.sum() - x) / (n - 1)
+    dev = jack.mean() - jack
+    den = 6.0 * float(np.sum(dev**2)) ** 1.5
+    accel = float(np.sum(dev**3)) / den if den > 0 else 0.0
+    alpha = (1 - confidence) / 2
+    quantiles = []
+    for tail in (alpha, 1 - alpha):
+        z = z0 + _NORMAL.inv_cdf(tail)
+        quantiles.append(_NORMAL.cdf(z0 + z / (1 - accel * z)))
+    lo, hi = np.quantile(boot, quantiles)
+    return (float(lo), float(hi))
+
+
+def mean_diff_interval(candidate: np.ndarray, baseline: np.ndarray, resamples: int, seed_parts: list[int],
+                       confidence: float = 0.95) -> tuple[float, float]:
+    """Paired BCa interval for mean(candidate - baseline); rows are resampled as pairs."""
+    d = np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float)
+    if d.size == 0:
+        return (math.nan, math.nan)
+    idx = bootstrap_indices(d.size, resamples, np.random.default_rng(seed_parts))
+    return bca_mean_interval(d, idx, confidence)
+
+
+def quantiles(values: np.ndarray, probs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> list[float]:
+    """Empirical quantiles (linear interpolation, numpy's default); NaN when empty."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return [math.nan] * len(probs)
+    return [float(q) for q in np.quantile(x, probs)]
+
+
+def quantile_intervals(candidate: np.ndarray, baseline: np.ndarray, probs: tuple[float, ...], resamples: int,
+                       seed_parts: list[int], confidence: float = 0.95
+                       ) -> dict[float, tuple[tuple[float, float], tuple[float, float]]]:
+    """Paired percentile-bootstrap intervals, per quantile p, for the candidate's p-quantile and
+    for the ratio candidate/baseline of p-quantiles.
+
+    Percentile (not BCa): the jackknife is unreliable for quantiles. Rows are resampled as pairs,
+    so a slow prompt slows both arms in the same resample.
+    """
+    c = np.asarray(candidate, dtype=float)
+    b = np.asarray(baseline, dtype=float)
+    out: dict[float, tuple[tuple[float, float], tuple[float, float]]] = {}
+    if c.size == 0:
+        return {p: ((math.nan, math.nan), (math.nan, math.nan)) for p in probs}
+    idx = bootstrap_indices(c.size, resamples, np.random.default_rng(seed_parts))
+    qc = np.quantile(c[idx], probs, axis=1)  # shape (len(probs), resamples)
+    qb = np.quantile(b[idx], probs, axis=1)
+    alpha = (1 - confidence) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(qb > 0, qc / qb, np.nan)
+    for i, p in enumerate(probs):
+        cand_ci = np.quantile(qc[i], [alpha, 1 - alpha])
+        r = ratio[i][~np.isnan(ratio[i])]
+        ratio_ci = np.quantile(r, [alpha, 1 - alpha]) if r.size else np.array([math.nan, math.nan])
+        out[p] = ((float(cand_ci[0]), float(cand_ci[1])), (float(ratio_ci[0]), float(ratio_ci[1])))
+    return out
