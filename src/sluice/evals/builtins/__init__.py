@@ -1,0 +1,1 @@
+"""Built-in evaluators; importing this package registers them."""

@@ -1,0 +1,174 @@
+"""Groundedness: the share of the answer's claims that the retrieved context supports.
+
+Score = supported claims ÷ claims (an answer without checkable claims scores 1). Backends:
+
+- ``lexical`` (default, deterministic, ~0.1 ms a row): numbers, quoted text and names must
+  appear in the context; ``min_overlap`` of the claim's content words must appear in one passage;
+  negation must agree. Misses paraphrase (false "unsupported") and subtle swaps of common words.
+- ``embedding``: a claim is supported when its cosine to the closest context sentence reaches
+  ``min_similarity`` (MiniLM offline) and, with ``require_facts``, its numbers/quotes/names appear.
+- ``nli``: a local NLI cross-encoder (``nli_model`` folder); supported when P(entailment) against
+  some context document reaches ``entailment_threshold``.
+- ``llm_judge``: one judge call per row with the numbered claims (``judge`` settings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sluice.errors import ConfigError
+from sluice.evals.backends.embedding import cosine_matrix, get_embedder
+from sluice.evals.backends.llm_judge import JudgeError, judge_from_args
+from sluice.evals.base import BaseEvaluator, context_list
+from sluice.evals.claims import ClaimCheck, ContextIndex, check_lexical, extract_claims, \
+    missing_facts, negated
+from sluice.evals.registry import register
+from sluice.evals.text import split_sentences
+
+BACKENDS = ("lexical", "embedding", "nli", "llm_judge")
+
+JUDGE_SYSTEM = (
+    "You check whether claims are supported by a context. A claim is supported only if the "
+    "context states it or it follows directly from the context. Reply with JSON only: "
+    '{"verdicts": [{"claim": <number>, "supported": true|false, "reason": "<short>"}]}')
+
+
+@register("groundedness")
+class Groundedness(BaseEvaluator):
+    """Share of the response's claims supported by the context (claim-level)."""
+
+    version = "1"
+    requires = ("response", "context")
+    default_threshold = 0.8
+
+    def __init__(self, *, backend: str = "lexical", threshold: float | None = None,
+                 min_overlap: float = 0.6, min_similarity: float = 0.6,
+                 require_facts: bool = True, embedder: str = "auto",
+                 nli_model: str | None = None, entailment_threshold: float = 0.5,
+                 judge: dict[str, Any] | None = None):
+        super().__init__(threshold=threshold)
+        if backend not in BACKENDS:
+            raise ConfigError(f"evaluator 'groundedness': unknown backend '{backend}'; "
+                              f"use one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        self.min_overlap = min_overlap
+        self.min_similarity = min_similarity
+        self.require_facts = require_facts
+        self.embedder_name = embedder
+        self.entailment_threshold = entailment_threshold
+        self._nli_cache: dict[tuple[str, str], dict[str, float]] = {}
+        if backend == "nli":
+            if not nli_model:
+                raise ConfigError("evaluator 'groundedness': the nli backend needs nli_model "
+                                  "(a local folder)")
+            from sluice.evals.backends.nli import load_nli
+
+            self.nli = load_nli(nli_model)
+        if backend == "llm_judge":
+            self.judge = judge_from_args(judge)
+            self.concurrency = 4
+
+    # --- batch preparation -----------------------------------------------------------------
+
+    def prepare(self, batch: Sequence[dict[str, Any]]) -> None:
+        if self.backend == "embedding":
+            texts: list[str] = []
+            for f in batch:
+                if f.get("response") and f.get("context"):
+                    texts += extract_claims(f["response"])
+                    texts += [s for d in context_list(f["context"]) for s in split_sentences(d)]
+            get_embedder(self.embedder_name).embed(texts)  # fills the embedding cache
+        elif self.backend == "nli":
+            pairs = [(d, c) for f in batch if f.get("response") and f.get("context")
+                     for c in extract_claims(f["response"]) for d in context_list(f["context"])]
+            self._nli_cache = dict(zip(pairs, self.nli.predict(pairs)))
+
+    # --- scoring -----------------------------------------------------------------------------
+
+    def score(self, fields: dict[str, Any]) -> Any:
+        docs = [d for d in context_list(fields["context"]) if d.strip()]
+        if not docs:
+            return self.error("missing required field: context", {"missing_fields": ["context"]})
+        claims = extract_claims(fields["response"] or "")
+        if not claims:
+            return self.result(1.0, "no factual claims to check",
+                               {"claims": [], "backend": self.backend})
+        if self.backend == "llm_judge":
+            try:
+                checks = self._judge(claims, docs)
+            except JudgeError as exc:
+                return self.error(f"judge failed: {exc}")
+        else:
+            ctx = ContextIndex.build(docs)
+            if self.backend == "lexical":
+                checks = [check_lexical(c, ctx, self.min_overlap) for c in claims]
+            elif self.backend == "embedding":
+                checks = self._embedding(claims, ctx)
+            else:
+                checks = self._nli(claims, docs, ctx)
+        supported = sum(c.supported for c in checks)
+        unsupported = [c.claim for c in checks if not c.supported]
+        reason = f"{supported} of {len(checks)} claims supported"
+        if unsupported:
+            reason += "; unsupported: " + "; ".join(f"'{c[:80]}'" for c in unsupported[:3])
+        return self.result(supported / len(checks), reason,
+                           {"claims": [c.as_dict() for c in checks], "backend": self.backend,
+                            "supported": supported, "total": len(checks)})
+
+    def _facts(self, claim: str, ctx: ContextIndex) -> dict[str, list[str]]:
+        return missing_facts(claim, ctx) if self.require_facts else {}
+
+    def _embedding(self, claims: list[str], ctx: ContextIndex) -> list[ClaimCheck]:
+        passages = [p for p in ctx.passages if not p.pair]
+        sentences = [p.text for p in passages] or [""]
+        emb = get_embedder(self.embedder_name)
+        sims = cosine_matrix(emb.embed(claims), emb.embed(sentences))
+        out = []
+        for i, claim in enumerate(claims):
+            j = int(sims[i].argmax())
+            sim = float(sims[i, j])
+            missing = self._facts(claim, ctx)
+            # Embeddings barely see "not": with require_facts, polarity must agree as well.
+            if self.require_facts and passages and passages[j].negated != negated(claim):
+                missing["negation"] = ["claim negates" if negated(claim) else "context negates"]
+            ok = sim >= self.min_similarity and not any(missing.values())
+            out.append(ClaimCheck(claim, ok, max(0.0, sim), sentences[j], missing))
+        return out
+
+    def _nli(self, claims: list[str], docs: list[str], ctx: ContextIndex) -> list[ClaimCheck]:
+        pairs = [(d, c) for c in claims for d in docs]
+        todo = [p for p in pairs if p not in self._nli_cache]
+        if todo:
+            self._nli_cache.update(zip(todo, self.nli.predict(todo)))
+        out = []
+        for claim in claims:
+            probs = [(self._nli_cache[(d, claim)], d) for d in docs]
+            best, doc = max(probs, key=lambda x: x[0]["entailment"])
+            contradiction = max(p["contradiction"] for p, _ in probs)
+            missing = self._facts(claim, ctx)
+            ok = best["entailment"] >= self.entailment_threshold and not any(missing.values())
+            check = ClaimCheck(claim, ok, best["entailment"], doc, missing)
+            check.missing["contradiction"] = [f"{contradiction:.3f}"] if contradiction >= 0.5 \
+                else []
+            out.append(check)
+        return out
+
+    def _judge(self, claims: list[str], docs: list[str]) -> list[ClaimCheck]:
+        user = "Context:\n" + "\n".join(f"[{i + 1}] {d}" for i, d in enumerate(docs))
+        user += "\n\nClaims:\n" + "\n".join(f"{i + 1}. {c}" for i, c in enumerate(claims))
+        verdicts = self.judge.ask_json(JUDGE_SYSTEM, user).get("verdicts")
+        if not isinstance(verdicts, list):
+            raise JudgeError("judge reply has no 'verdicts' list")
+        by_number: dict[int, dict] = {}
+        for v in verdicts:
+            if isinstance(v, dict) and isinstance(v.get("claim"), int):
+                by_number[v["claim"]] = v
+        if len(by_number) < len(claims):
+            raise JudgeError(f"judge gave verdicts for {len(by_number)} of {len(claims)} claims")
+        out = []
+        for i, claim in enumerate(claims):
+            v = by_number[i + 1]
+            ok = v.get("supported") is True or str(v.get("supported")).lower() in ("true", "yes")
+            out.append(ClaimCheck(claim, ok, float(ok), str(v.get("reason", "")), {}))
+        return out
