@@ -63,18 +63,20 @@ def compare(policy: GatePolicy, rows: list[Row], candidate: Mapping[str, RowReco
     cand = side_arrays(rows, candidate, evaluators, policy.target_errors, candidate_release)
     base = side_arrays(rows, baseline, evaluators, policy.target_errors, baseline_release)
 
-    measures = [_eval_measure(policy, name, group, mask, cand, base)
-                for name in evaluators for group, mask in groups.items()]
-    latency = [_latency_measure(policy, group, mask, cand, base) for group, mask in groups.items()]
+    by_group = {group: _group_measures(policy, group, mask, evaluators, cand, base) for group, mask in groups.items()}
+    measures = [by_group[group][name] for name in evaluators for group in groups]
+    latency = [_latency_measure(policy, group, mask, cand, base, bootstrap=group == ALL)
+               for group, mask in groups.items()]
     cost = [_cost_measure(group, mask, cand, base) for group, mask in groups.items()]
-    diffs = regressed_rows(rows, candidate, baseline, evaluators, cand, base)
+    diffs, n_regressed = regressed_rows(rows, candidate, baseline, evaluators, cand, base,
+                                        policy.report.max_regressed_rows)
     return Measurements(
         candidate=SideInfo(ref=candidate_info.ref, digest=candidate_info.digest, run_id=candidate_info.run_id),
         baseline=SideInfo(ref=baseline_info.ref, digest=baseline_info.digest, run_id=baseline_info.run_id),
         dataset_name=candidate_info.dataset_name, dataset_version=candidate_info.dataset_version,
         evaluators=evaluators, confidence=policy.confidence, cohorts=dict(sorted(cohorts.items())),
         eval=measures, latency=latency, cost=cost, errors=_error_measure(len(rows), cand, base),
-        regressed_rows=diffs[: policy.report.max_regressed_rows], regressed_row_count=len(diffs),
+        regressed_rows=diffs, regressed_row_count=n_regressed,
         warnings=warnings)
 
 
@@ -175,13 +177,47 @@ def _interval(pair: tuple[float, float]) -> Interval:
     return Interval(low=pair[0], high=pair[1])
 
 
-def _eval_measure(policy: GatePolicy, name: str, cohort: str, mask: np.ndarray, cand: SideArrays,
-                  base: SideArrays) -> EvalMeasure:
-    conf, b_resamples = policy.confidence, policy.bootstrap_resamples
+def _group_measures(policy: GatePolicy, cohort: str, mask: np.ndarray, evaluators: Mapping[str, str],
+                    cand: SideArrays, base: SideArrays) -> dict[str, EvalMeasure]:
+    """Every evaluator in one cohort. One resample-count matrix serves all of them, so the
+    bootstrap of every candidate mean and every paired difference is one matrix product."""
+    rows = np.flatnonzero(mask)
+    names = list(evaluators)
+    measures = {name: _counts_measure(policy, name, cohort, mask, cand, base) for name in names}
+    if rows.size == 0 or not names:
+        return measures
+    values = np.empty((rows.size, 2 * len(names)))
+    weights = np.empty_like(values)
+    for j, name in enumerate(names):
+        cv, bv = cand.valid[name][rows], base.valid[name][rows]
+        values[:, 2 * j] = cand.score[name][rows]
+        weights[:, 2 * j] = cv
+        values[:, 2 * j + 1] = cand.score[name][rows] - base.score[name][rows]
+        weights[:, 2 * j + 1] = cv & bv
+    counts = stats.resample_counts(rows.size, policy.bootstrap_resamples,
+                                   np.random.default_rng(_seed(policy, "scores", cohort)))
+    boot = stats.bootstrap_means(counts, values, weights)
+    for j, name in enumerate(names):
+        m = measures[name]
+        cand_w, pair_w = weights[:, 2 * j] > 0, weights[:, 2 * j + 1] > 0
+        if cand_w.any():
+            sample = values[cand_w, 2 * j]
+            m.mean_score_candidate = float(sample.mean())
+            m.mean_score_candidate_ci = _interval(stats.bca_interval(boot[:, 2 * j], sample, policy.confidence))
+        if pair_w.any():
+            sample = values[pair_w, 2 * j + 1]
+            m.score_delta = float(sample.mean())
+            m.score_delta_ci = _interval(stats.bca_interval(boot[:, 2 * j + 1], sample, policy.confidence))
+    return measures
+
+
+def _counts_measure(policy: GatePolicy, name: str, cohort: str, mask: np.ndarray, cand: SideArrays,
+                    base: SideArrays) -> EvalMeasure:
+    """The pass/fail side of one evaluator in one cohort: counts, Wilson, Newcombe, McNemar."""
+    conf = policy.confidence
     cv, bv = cand.valid[name] & mask, base.valid[name] & mask
     paired = cv & bv
     cp, bp = cand.passed[name], base.passed[name]
-    cs, bs = cand.score[name], base.score[name]
     m = EvalMeasure(
         evaluator=name, cohort=cohort, n_rows=int(mask.sum()), n_paired=int(paired.sum()), n_candidate=int(cv.sum()),
         eval_errors_candidate=int((cand.eval_error[name] & mask).sum()),
@@ -194,33 +230,27 @@ def _eval_measure(policy: GatePolicy, name: str, cohort: str, mask: np.ndarray, 
         k = int((cv & cp).sum())
         m.pass_rate_candidate = k / m.n_candidate
         m.pass_rate_candidate_ci = _interval(stats.wilson_interval(k, m.n_candidate, conf))
-        scores = cs[cv]
-        m.mean_score_candidate = float(scores.mean())
-        idx = stats.bootstrap_indices(scores.size, b_resamples, np.random.default_rng(_seed(policy, name, cohort, "c")))
-        m.mean_score_candidate_ci = _interval(stats.bca_mean_interval(scores, idx, conf))
     if bv.any():
         m.pass_rate_baseline = float(bp[bv].mean())
-        m.mean_score_baseline = float(bs[bv].mean())
+        m.mean_score_baseline = float(base.score[name][bv].mean())
     if m.n_paired:
         m.pass_delta = (m.candidate_only - m.baseline_only) / m.n_paired
         m.pass_delta_ci = _interval(stats.paired_pass_diff_interval(
             m.both_pass, m.candidate_only, m.baseline_only, m.both_fail, conf))
         m.mcnemar_p = stats.mcnemar_exact_p(m.candidate_only, m.baseline_only)
-        m.score_delta = float((cs[paired] - bs[paired]).mean())
-        m.score_delta_ci = _interval(stats.mean_diff_interval(
-            cs[paired], bs[paired], b_resamples, _seed(policy, name, cohort, "d"), conf))
     return m
 
 
 def _latency_measure(policy: GatePolicy, cohort: str, mask: np.ndarray, cand: SideArrays,
-                     base: SideArrays) -> LatencyMeasure:
+                     base: SideArrays, bootstrap: bool) -> LatencyMeasure:
+    """Quantiles per side; bootstrap intervals (used by the latency rules) only when asked."""
     c_ok, b_ok = mask & ~cand.target_error, mask & ~base.target_error
     both = c_ok & b_ok
     keys = ("p50", "p95", "p99")
     m = LatencyMeasure(cohort=cohort, n_candidate=int(c_ok.sum()), n_baseline=int(b_ok.sum()), n_paired=int(both.sum()),
                        candidate_ms=dict(zip(keys, stats.quantiles(cand.latency[c_ok]))),
                        baseline_ms=dict(zip(keys, stats.quantiles(base.latency[b_ok]))))
-    if m.n_paired >= 2:
+    if bootstrap and m.n_paired >= 2:
         qc, qb = stats.quantiles(cand.latency[both], (0.95, 0.99)), stats.quantiles(base.latency[both], (0.95, 0.99))
         cis = stats.quantile_intervals(cand.latency[both], base.latency[both], (0.95, 0.99),
                                        policy.bootstrap_resamples, _seed(policy, "latency", cohort), policy.confidence)

@@ -92,26 +92,31 @@ def _input_of(row: Row) -> Any:
 
 
 def regressed_rows(rows: list[Row], candidate: Mapping[str, RowRecord], baseline: Mapping[str, RowRecord],
-                   evaluators: Mapping[str, str], cand: SideArrays, base: SideArrays) -> list[RowDiff]:
-    """Rows where an evaluator passed on the baseline and failed on the candidate, worst first."""
-    out: list[RowDiff] = []
+                   evaluators: Mapping[str, str], cand: SideArrays, base: SideArrays,
+                   limit: int) -> tuple[list[RowDiff], int]:
+    """Rows where an evaluator passed on the baseline and failed on the candidate, worst first:
+    the first ``limit`` as diffs, and how many there are in all."""
+    ranked: list[tuple[int, float, str, int, list[str]]] = []
     for i, row in enumerate(rows):
         regressed = [name for name in evaluators
                      if cand.valid[name][i] and base.valid[name][i] and base.passed[name][i]
                      and not cand.passed[name][i]]
-        if not regressed:
-            continue
+        if regressed:
+            drop = sum(float(base.score[n][i] - cand.score[n][i]) for n in evaluators
+                       if cand.valid[n][i] and base.valid[n][i])
+            ranked.append((-len(regressed), -round(drop, 6), row.id, i, regressed))
+    ranked.sort(key=lambda t: t[:3])
+    out = []
+    for _, neg_drop, _, i, regressed in ranked[:limit]:
+        row = rows[i]
         crec, brec = candidate.get(row.id), baseline.get(row.id)
-        drop = sum(float(base.score[n][i] - cand.score[n][i]) for n in evaluators
-                   if cand.valid[n][i] and base.valid[n][i])
         out.append(RowDiff(
             row_id=row.id, cohort=row.cohort, input=_input_of(row), expected=row.expected_answer,
             candidate_output=crec.output.output if crec else None,
             baseline_output=brec.output.output if brec else None,
             candidate_error=(crec.output.error if crec else "row missing from the candidate run"),
             baseline_error=(brec.output.error if brec else "row missing from the baseline run"),
-            regressed=regressed, score_drop=round(drop, 6),
+            regressed=regressed, score_drop=-neg_drop,
             candidate={n: _side_score(crec, n) for n in evaluators},
             baseline={n: _side_score(brec, n) for n in evaluators}))
-    out.sort(key=lambda d: (-len(d.regressed), -d.score_drop, d.row_id))
-    return out
+    return out, len(ranked)

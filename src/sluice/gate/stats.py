@@ -91,22 +91,44 @@ def bootstrap_indices(n: int, resamples: int, rng: np.random.Generator) -> np.nd
     return rng.integers(0, n, size=(resamples, n), dtype=np.int32 if n < 2**31 else np.int64)
 
 
-def bca_mean_interval(values: np.ndarray, idx: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """BCa bootstrap interval for the mean of ``values`` using the resample matrix ``idx``.
+def resample_counts(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """How often each of ``n`` rows appears in each bootstrap resample: a (resamples, n) matrix.
 
-    For paired score differences pass ``candidate - baseline``. Bias correction z0 comes from the
-    share of resampled means below the observed mean (ties count half); the acceleration from the
-    exact jackknife of the mean, ``(sum - x_i) / (n - 1)``. A constant sample gives a zero-width
-    interval at that constant.
+    One matrix serves every evaluator of a cohort: resampled means of many columns at once are
+    then a single matrix product (``bootstrap_means``), which is what keeps the gate fast.
     """
-    x = np.asarray(values, dtype=float)
+    idx = rng.integers(0, n, size=(resamples, n), dtype=np.int64)
+    idx += np.arange(resamples, dtype=np.int64)[:, None] * n
+    return np.bincount(idx.ravel(), minlength=resamples * n).reshape(resamples, n).astype(float)
+
+
+def bootstrap_means(counts: np.ndarray, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Resampled weighted means of each column: (resamples, n) x (n, k) -> (resamples, k).
+
+    ``weights`` is 1 for rows that count and 0 for excluded ones (an evaluator error), so each
+    resample averages over the valid rows it happened to draw; a resample without any is NaN.
+    """
+    num = counts @ (values * weights)
+    den = counts @ weights
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def bca_interval(boot: np.ndarray, sample: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """BCa interval for the mean of ``sample`` from its resampled means ``boot``.
+
+    Bias correction z0 comes from the share of resampled means below the observed mean (ties
+    count half); the acceleration from the exact jackknife of the mean, ``(sum - x_i)/(n - 1)``.
+    A constant sample gives a zero-width interval at that constant.
+    """
+    x = np.asarray(sample, dtype=float)
     n = x.size
     if n == 0:
         return (math.nan, math.nan)
     theta = float(x.mean())
-    if n == 1 or float(np.ptp(x)) == 0.0:
+    boot = boot[~np.isnan(boot)]
+    if n == 1 or float(np.ptp(x)) == 0.0 or boot.size == 0:
         return (theta, theta)
-    boot = x[idx].mean(axis=1)
     resamples = boot.size
     below = np.count_nonzero(boot < theta) + 0.5 * np.count_nonzero(boot == theta)
     prop = min(max(below / resamples, 1 / (2 * resamples)), 1 - 1 / (2 * resamples))
@@ -116,22 +138,24 @@ def bca_mean_interval(values: np.ndarray, idx: np.ndarray, confidence: float = 0
     den = 6.0 * float(np.sum(dev**2)) ** 1.5
     accel = float(np.sum(dev**3)) / den if den > 0 else 0.0
     alpha = (1 - confidence) / 2
-    quantiles = []
+    tails = []
     for tail in (alpha, 1 - alpha):
         z = z0 + _NORMAL.inv_cdf(tail)
-        quantiles.append(_NORMAL.cdf(z0 + z / (1 - accel * z)))
-    lo, hi = np.quantile(boot, quantiles)
+        tails.append(_NORMAL.cdf(z0 + z / (1 - accel * z)))
+    lo, hi = np.quantile(boot, tails)
     return (float(lo), float(hi))
 
 
-def mean_diff_interval(candidate: np.ndarray, baseline: np.ndarray, resamples: int, seed_parts: list[int],
-                       confidence: float = 0.95) -> tuple[float, float]:
-    """Paired BCa interval for mean(candidate - baseline); rows are resampled as pairs."""
-    d = np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float)
-    if d.size == 0:
+def mean_interval(values: np.ndarray, resamples: int, seed_parts: list[int],
+                  confidence: float = 0.95) -> tuple[float, float]:
+    """BCa bootstrap interval for the mean of ``values``; for a paired difference pass the
+    per-row differences ``candidate - baseline`` (rows are then resampled as pairs)."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
         return (math.nan, math.nan)
-    idx = bootstrap_indices(d.size, resamples, np.random.default_rng(seed_parts))
-    return bca_mean_interval(d, idx, confidence)
+    counts = resample_counts(x.size, resamples, np.random.default_rng(seed_parts))
+    boot = bootstrap_means(counts, x[:, None], np.ones((x.size, 1)))[:, 0]
+    return bca_interval(boot, x, confidence)
 
 
 def quantiles(values: np.ndarray, probs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> list[float]:
