@@ -68,6 +68,12 @@ class Row(BaseModel):
     def _id_as_text(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
+    @field_validator("expected_answer", "trace_id", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: Any) -> Any:
+        # an empty cell means "not given"; keeping "" would make CSV round trips change the digest
+        return None if v == "" else v
+
     @field_validator("cohort", mode="before")
     @classmethod
     def _default_cohort(cls, v: Any) -> Any:
