@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 from sluice.dataset.row import Row
 from sluice.dataset.tabular import COLUMNS, REQUIRED_COLUMNS, cells_to_raw, row_to_cells
-from sluice.dataset.validate import ProblemLog, normalise_row, validate_rows
+from sluice.dataset.validate import ProblemLog, Record, Rejected, normalise_row, validate_rows
 from sluice.errors import DataError, Location
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -63,7 +63,7 @@ def write_rows(rows: list[Row], path: str | Path, fmt: str | None = None) -> Non
 
 
 # JSON -----------------------------------------------------------------------------------------
-def _jsonl_records(path: Path, log: ProblemLog) -> Iterator[tuple[int, dict[str, Any] | None]]:
+def _jsonl_records(path: Path, log: ProblemLog) -> Iterator[tuple[int, Record]]:
     for number, raw_line in enumerate(path.read_bytes().split(b"\n"), start=1):
         if not raw_line.strip():
             continue
@@ -71,18 +71,18 @@ def _jsonl_records(path: Path, log: ProblemLog) -> Iterator[tuple[int, dict[str,
             line = raw_line.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as e:
             log.add(number, None, f"not valid UTF-8 (byte {e.start + 1} of the line)")
-            yield number, None
+            yield number, Rejected()
             continue
         try:
             value = json.loads(line)
         except json.JSONDecodeError as e:
             log.add(number, None, f"not valid JSON: {e.msg} at column {e.colno}")
-            yield number, None
+            yield number, Rejected()
             continue
         yield number, _object(value, number, log)
 
 
-def _json_records(path: Path, log: ProblemLog) -> Iterator[tuple[int, dict[str, Any] | None]]:
+def _json_records(path: Path, log: ProblemLog) -> Iterator[tuple[int, Record]]:
     try:
         value = json.loads(path.read_bytes().decode("utf-8-sig"))
     except UnicodeDecodeError as e:
@@ -95,11 +95,11 @@ def _json_records(path: Path, log: ProblemLog) -> Iterator[tuple[int, dict[str, 
         yield number, _object(item, number, log)
 
 
-def _object(value: Any, number: int, log: ProblemLog) -> dict[str, Any] | None:
+def _object(value: Any, number: int, log: ProblemLog) -> Record:
     if isinstance(value, dict):
         return value
     log.add(number, None, f"a row must be a JSON object, not {type(value).__name__}")
-    return None
+    return Rejected()
 
 
 def _write_jsonl(rows: list[Row], path: Path) -> None:
@@ -113,7 +113,7 @@ def _write_json(rows: list[Row], path: Path) -> None:
 
 
 # CSV ------------------------------------------------------------------------------------------
-def _csv_records(path: Path, log: ProblemLog) -> Iterator[tuple[int, dict[str, Any] | None]]:
+def _csv_records(path: Path, log: ProblemLog) -> Iterator[tuple[int, Record]]:
     # surrogateescape keeps undecodable bytes visible per cell, so the error names row and column
     text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -128,13 +128,13 @@ def _csv_records(path: Path, log: ProblemLog) -> Iterator[tuple[int, dict[str, A
                 continue
             if len(cells) > len(header):
                 log.add(number, None, f"{len(cells)} cells but only {len(header)} columns")
-                yield number, None
+                yield number, Rejected()
                 continue
             record = dict(zip(header, cells))
             bad = [col for col, v in record.items() if _has_surrogates(v)]
             for col in bad:
                 log.add(number, col, "not valid UTF-8")
-            yield number, None if bad else cells_to_raw(record, number, log)
+            yield number, Rejected(record.get("id")) if bad else cells_to_raw(record, number, log)
     except csv.Error as e:
         raise DataError(f"malformed CSV: {e}", Location(file=str(path), line=reader.line_num)) from None
 
@@ -164,7 +164,7 @@ def _write_csv(rows: list[Row], path: Path) -> None:
 
 
 # Parquet (through DuckDB: no pyarrow) -----------------------------------------------------------
-def _parquet_records(path: Path, log: ProblemLog) -> Iterator[tuple[int, dict[str, Any] | None]]:
+def _parquet_records(path: Path, log: ProblemLog) -> Iterator[tuple[int, Record]]:
     import duckdb
 
     try:

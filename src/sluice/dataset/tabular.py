@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from sluice.dataset.row import Row
-from sluice.dataset.validate import ProblemLog, normalise_row
+from sluice.dataset.validate import ProblemLog, Record, Rejected, normalise_row
 
 COLUMNS = ("id", "input", "context", "expected_answer", "expected_tool", "policy_labels", "cohort",
            "trace_id", "metadata")
@@ -30,8 +30,8 @@ JSON_LIKE = re.compile(r"^\s*(\{|\[\s*[\{\"\]])")
 TEXT_FIELDS = ("id", "expected_answer", "cohort", "trace_id")
 
 
-def cells_to_raw(cells: dict[str, Any], number: int, log: ProblemLog) -> dict[str, Any] | None:
-    """One record of cells -> a raw row dict for validation; None (and problems logged) if unusable."""
+def cells_to_raw(cells: dict[str, Any], number: int, log: ProblemLog) -> Record:
+    """One record of cells -> a raw row dict for validation, or Rejected (problems logged)."""
     raw: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     ok = True
@@ -49,13 +49,13 @@ def cells_to_raw(cells: dict[str, Any], number: int, log: ProblemLog) -> dict[st
     if extra:
         metadata = raw.setdefault("metadata", {})
         if not isinstance(metadata, dict):
-            return None if not ok else raw  # the row validator reports the bad metadata
+            return raw if ok else Rejected(raw.get("id"))  # the row validator reports the bad metadata
         for key, value in extra.items():
             if key in metadata:
                 log.add(number, f"metadata.{key}", "given both as a column and inside the metadata JSON")
                 ok = False
             metadata[key] = value
-    return raw if ok else None
+    return raw if ok else Rejected(raw.get("id"))
 
 
 def _cell(column: str, value: Any) -> Any:

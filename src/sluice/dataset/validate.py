@@ -65,26 +65,36 @@ class ProblemLog:
             raise RowErrors(self.file, self.problems, self.capped)
 
 
-def validate_rows(records: Iterable[tuple[int, dict[str, Any] | None]], log: ProblemLog) -> list[Row]:
-    """Validate (row number, raw dict) pairs; a None record was already reported by the reader."""
+@dataclass(frozen=True)
+class Rejected:
+    """A record the reader already reported; its id (if readable) still counts for duplicates."""
+
+    id: Any = None
+
+
+Record = dict[str, Any] | Rejected
+
+
+def validate_rows(records: Iterable[tuple[int, Record]], log: ProblemLog) -> list[Row]:
+    """Validate (row number, raw dict) pairs; ``Rejected`` records were reported by the reader."""
     rows: list[Row] = []
     first_seen: dict[str, int] = {}
     for number, raw in records:
         if log.full:
             break
-        if raw is None:
+        raw_id = raw.id if isinstance(raw, Rejected) else raw.get("id")
+        if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
+            if str(raw_id) in first_seen:
+                log.add(number, "id", f"duplicate id '{raw_id}' (first at row {first_seen[str(raw_id)]})")
+            else:
+                first_seen[str(raw_id)] = number
+        if isinstance(raw, Rejected):
             continue
         try:
-            row = Row.model_validate(raw)
+            rows.append(Row.model_validate(raw))
         except ValidationError as e:
             for field, message in explain(e, raw):
                 log.add(number, field, message)
-            continue
-        if row.id in first_seen:
-            log.add(number, "id", f"duplicate id '{row.id}' (first at row {first_seen[row.id]})")
-            continue
-        first_seen[row.id] = number
-        rows.append(row)
     log.raise_if_any()
     if not rows:
         raise DataError("the file holds no rows", Location(file=log.file))
@@ -106,7 +116,7 @@ def explain(error: ValidationError, raw: Any) -> list[tuple[str | None, str]]:
         bucket.setdefault(field, []).append(_message(err))
     out = [(f or None, m) for f, msgs in kept.items() for m in msgs]
     for field, msgs in dropped.items():
-        if field not in kept:
+        if not any(k == field or k.startswith((field + ".", field + "[")) for k in kept):
             joined = msgs[0] + "".join(" or " + m.removeprefix("Input should be ") for m in msgs[1:])
             out.append((field or None, joined))
     return out
