@@ -220,7 +220,7 @@ def _counts_measure(policy: GatePolicy, name: str, cohort: str, mask: np.ndarray
     cp, bp = cand.passed[name], base.passed[name]
     m = EvalMeasure(
         evaluator=name, cohort=cohort, n_rows=int(mask.sum()), n_paired=int(paired.sum()), n_candidate=int(cv.sum()),
-        eval_errors_candidate=int((cand.eval_error[name] & mask).sum()),
+        n_baseline=int(bv.sum()), eval_errors_candidate=int((cand.eval_error[name] & mask).sum()),
         eval_errors_baseline=int((base.eval_error[name] & mask).sum()),
         target_errors_candidate=int((cand.target_error & mask).sum()),
         target_errors_baseline=int((base.target_error & mask).sum()),
@@ -230,8 +230,10 @@ def _counts_measure(policy: GatePolicy, name: str, cohort: str, mask: np.ndarray
         k = int((cv & cp).sum())
         m.pass_rate_candidate = k / m.n_candidate
         m.pass_rate_candidate_ci = _interval(stats.wilson_interval(k, m.n_candidate, conf))
-    if bv.any():
-        m.pass_rate_baseline = float(bp[bv].mean())
+    if m.n_baseline:
+        k = int((bv & bp).sum())
+        m.pass_rate_baseline = k / m.n_baseline
+        m.pass_rate_baseline_ci = _interval(stats.wilson_interval(k, m.n_baseline, conf))
         m.mean_score_baseline = float(base.score[name][bv].mean())
     if m.n_paired:
         m.pass_delta = (m.candidate_only - m.baseline_only) / m.n_paired

@@ -29,6 +29,7 @@ class EvalMeasure(BaseModel):
     n_rows: int  # dataset rows in the cohort
     n_paired: int  # rows judged on both sides (evaluator errors excluded)
     n_candidate: int  # rows judged on the candidate side
+    n_baseline: int = 0  # rows judged on the baseline side
     eval_errors_candidate: int = 0  # evaluator (instrument) failures, excluded and counted
     eval_errors_baseline: int = 0
     target_errors_candidate: int = 0  # target failed or row missing: counted as a failed row
@@ -39,7 +40,8 @@ class EvalMeasure(BaseModel):
     both_fail: int = 0
     pass_rate_candidate: float | None = None  # over candidate-judged rows
     pass_rate_candidate_ci: Interval | None = None  # Wilson
-    pass_rate_baseline: float | None = None  # over paired rows
+    pass_rate_baseline: float | None = None  # over baseline-judged rows
+    pass_rate_baseline_ci: Interval | None = None  # Wilson
     pass_delta: float | None = None  # paired: candidate - baseline
     pass_delta_ci: Interval | None = None  # Newcombe square-and-add
     mcnemar_p: float | None = None
