@@ -1,0 +1,87 @@
+"""The ASGI app of ``sluice serve``: OTLP ingest, feedback, read APIs, health and OpenAPI.
+
+``create_app`` takes an open store and returns a FastAPI app whose lifespan starts and drains the
+``SpanWriter``. Other parts (gateway, rollout, dashboard) add their routers through ``routers``
+and reach the shared writer as ``app.state.writer``. Unexpected errors become a JSON 500 with no
+traceback; request validation problems become a 400 naming the parameter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from typing import Any, Iterable
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import JSONResponse
+
+from sluice import __version__
+from sluice.auth.keys import KeyRing
+from sluice.server import api, ingest
+from sluice.telemetry import schema
+from sluice.telemetry.config import TelemetrySettings
+from sluice.telemetry.normalize import Normalizer
+from sluice.telemetry.writer import SpanWriter
+
+log = logging.getLogger("sluice.server")
+
+
+def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
+               routers: Iterable[APIRouter] = (), writer: SpanWriter | None = None) -> FastAPI:
+    settings = telemetry or TelemetrySettings()
+    schema.ensure_indexes(store)
+    own_writer = writer is None
+    if writer is None:
+        writer = SpanWriter(store, Normalizer(settings), batch_max_spans=settings.batch_max_spans,
+                            queue_max_spans=settings.queue_max_spans)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if own_writer:
+            writer.start()
+        try:
+            yield
+        finally:
+            if own_writer:
+                await asyncio.to_thread(writer.close)
+
+    app = FastAPI(title="Sluice", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="OTLP trace ingest, feedback and production metrics of Sluice releases.")
+    app.state.store = store
+    app.state.telemetry = settings
+    app.state.writer = writer
+    app.state.keyring = KeyRing(store)
+    app.include_router(ingest.router)
+    app.include_router(api.router)
+    for r in routers:
+        app.include_router(r)
+
+    @app.get("/healthz", summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="The store answers and the span writer runs")
+    async def readyz() -> JSONResponse:
+        try:
+            await asyncio.to_thread(store.db.query_one, "SELECT 1")
+        except Exception as e:  # noqa: BLE001 - readiness reports any store failure
+            return JSONResponse({"status": "unavailable", "reason": f"store: {type(e).__name__}"}, 503)
+        thread = getattr(writer, "_thread", None)
+        if thread is None or not thread.is_alive():
+            return JSONResponse({"status": "unavailable", "reason": "span writer not running"}, 503)
+        return JSONResponse({"status": "ready", "queued_spans": writer.queued_spans})
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in err.get("loc", ())) or "request"
+        return JSONResponse({"error": f"{where}: {err.get('msg', 'invalid')}"}, 400)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, 500)
+
+    return app

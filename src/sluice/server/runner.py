@@ -1,0 +1,41 @@
+"""Run the app under uvicorn: in the foreground (``sluice serve``) or in a background thread
+(tests, benchmarks, the demo), where ``running(app)`` yields the bound base URL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import uvicorn
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def config(app: Any, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                          lifespan="on", timeout_graceful_shutdown=10)
+
+
+def serve_forever(app: Any, host: str, port: int, log_level: str = "info") -> None:
+    uvicorn.Server(config(app, host, port, log_level)).run()
+
+
+@contextmanager
+def running(app: Any, host: str = "127.0.0.1", port: int = 0, startup_timeout_s: float = 20.0) -> Iterator[str]:
+    """Serve ``app`` in a thread for the duration of the block; yields ``http://host:port``."""
+    server = uvicorn.Server(config(app, host, port))
+    thread = threading.Thread(target=server.run, name="sluice-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

@@ -1,0 +1,305 @@
+"""Decode OTLP/HTTP trace export bodies (protobuf or JSON, optionally gzip) into plain spans.
+
+JSON is walked by hand instead of through ``google.protobuf.json_format``: OTLP/JSON writes
+trace and span ids as hex (the standard proto3 mapping would read them as base64 and silently
+produce wrong ids), 64-bit integers as strings or numbers, and receivers must ignore unknown
+fields. Both lowerCamelCase and the original snake_case field names are accepted.
+
+Every problem in a body raises ``OtlpError`` with a reason fit for a 400 response; a span whose
+ids are malformed is rejected on its own (partial success) without failing its neighbours.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+class OtlpError(ValueError):
+    """The body cannot be decoded; the message says why (sent back with the 400)."""
+
+
+class TooLarge(OtlpError):
+    """The decompressed body exceeds the size limit (413)."""
+
+
+@dataclass(slots=True)
+class RawSpan:
+    trace_id: str  # lower-case hex
+    span_id: str
+    parent_id: str  # "" for a root span
+    name: str
+    start_ns: int
+    end_ns: int
+    status_code: int  # 0 unset, 1 ok, 2 error
+    status_message: str
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    events: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass
+class Decoded:
+    spans: list[RawSpan]
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+def media_type(content_type: str | None) -> str | None:
+    """``application/x-protobuf`` or ``application/json``; None for anything else."""
+    base = (content_type or "").split(";", 1)[0].strip().lower()
+    if base in (PROTOBUF, "application/protobuf", "application/octet-stream"):
+        return PROTOBUF
+    if base == JSON:
+        return JSON
+    return None
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo ``Content-Encoding`` (gzip, deflate, identity) without inflating past ``limit`` bytes."""
+    enc = (encoding or "identity").strip().lower()
+    if enc in ("", "identity"):
+        return body
+    if enc not in ("gzip", "deflate"):
+        raise OtlpError(f"unsupported Content-Encoding '{enc}' (use gzip, deflate or identity)")
+    wbits = 16 + zlib.MAX_WBITS if enc == "gzip" else zlib.MAX_WBITS
+    try:
+        inflater = zlib.decompressobj(wbits)
+        out = inflater.decompress(body, limit + 1)
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise TooLarge(f"decompressed body exceeds the {limit}-byte limit")
+        if not inflater.eof:
+            raise OtlpError(f"truncated {enc} body")
+    except (zlib.error, gzip.BadGzipFile) as e:
+        raise OtlpError(f"invalid {enc} body: {e}") from None
+    return out
+
+
+def decode(body: bytes, kind: str) -> Decoded:
+    if kind == PROTOBUF:
+        return _decode_protobuf(body)
+    return _decode_json(body)
+
+
+# protobuf ---------------------------------------------------------------------------------
+def _decode_protobuf(body: bytes) -> Decoded:
+    try:
+        req = ExportTraceServiceRequest.FromString(body)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise OtlpError(f"body is not a valid ExportTraceServiceRequest protobuf: {e}") from None
+    out = Decoded([])
+    for rs in req.resource_spans:
+        resource = _pb_attrs(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            for sp in ss.spans:
+                tid, sid, pid = sp.trace_id, sp.span_id, sp.parent_span_id
+                if len(tid) != 16 or len(sid) != 8 or len(pid) not in (0, 8) or tid == _ZERO16 or sid == _ZERO8:
+                    _reject(out, f"span '{sp.name}' has an invalid trace_id/span_id/parent_span_id")
+                    continue
+                events = [(e.name, e.time_unix_nano, _pb_attrs(e.attributes)) for e in sp.events] if sp.events else []
+                out.spans.append(RawSpan(
+                    tid.hex(), sid.hex(), pid.hex(), sp.name, sp.start_time_unix_nano, sp.end_time_unix_nano,
+                    sp.status.code, sp.status.message, _pb_attrs(sp.attributes), resource, events,
+                ))
+    return out
+
+
+_ZERO16 = bytes(16)
+_ZERO8 = bytes(8)
+
+
+def _pb_attrs(kvs) -> dict[str, Any]:
+    return {kv.key: _pb_value(kv.value) for kv in kvs}
+
+
+def _pb_value(v) -> Any:
+    which = v.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return [_pb_value(x) for x in v.array_value.values]
+    if which == "kvlist_value":
+        return _pb_attrs(v.kvlist_value.values)
+    if which == "bytes_value":
+        return base64.b64encode(v.bytes_value).decode()
+    return getattr(v, which)
+
+
+# JSON -------------------------------------------------------------------------------------
+def _decode_json(body: bytes) -> Decoded:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise OtlpError(f"body is not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise OtlpError("body must be a JSON object with 'resourceSpans'")
+    out = Decoded([])
+    for i, rs in enumerate(_list(doc, "resourceSpans", "resource_spans", where="")):
+        where = f"resourceSpans[{i}]"
+        res = _obj(rs, where).get("resource") or {}
+        resource = _json_attrs(_obj(res, where + ".resource").get("attributes"), where + ".resource.attributes")
+        for j, ss in enumerate(_list(rs, "scopeSpans", "scope_spans", where=where)):
+            swhere = f"{where}.scopeSpans[{j}]"
+            for k, sp in enumerate(_list(_obj(ss, swhere), "spans", "spans", where=swhere)):
+                _json_span(out, _obj(sp, f"{swhere}.spans[{k}]"), resource, f"{swhere}.spans[{k}]")
+    return out
+
+
+def _json_span(out: Decoded, sp: dict, resource: dict[str, Any], where: str) -> None:
+    name = sp.get("name") or ""
+    if not isinstance(name, str):
+        raise OtlpError(f"{where}.name must be a string")
+    tid = _hex_id(_get(sp, "traceId", "trace_id"), 16)
+    sid = _hex_id(_get(sp, "spanId", "span_id"), 8)
+    parent = _get(sp, "parentSpanId", "parent_span_id")
+    pid = "" if parent in (None, "") else _hex_id(parent, 8)
+    if tid is None or sid is None or pid is None:
+        _reject(out, f"span '{name}' has an invalid traceId/spanId/parentSpanId (hex expected)")
+        return
+    status = sp.get("status") or {}
+    if not isinstance(status, dict):
+        raise OtlpError(f"{where}.status must be an object")
+    events = []
+    for n, ev in enumerate(sp.get("events") or []):
+        ev = _obj(ev, f"{where}.events[{n}]")
+        events.append((str(ev.get("name") or ""), _int(_get(ev, "timeUnixNano", "time_unix_nano"), f"{where}.events[{n}]"),
+                       _json_attrs(ev.get("attributes"), f"{where}.events[{n}].attributes")))
+    out.spans.append(RawSpan(
+        tid, sid, pid, name,
+        _int(_get(sp, "startTimeUnixNano", "start_time_unix_nano"), where + ".startTimeUnixNano"),
+        _int(_get(sp, "endTimeUnixNano", "end_time_unix_nano"), where + ".endTimeUnixNano"),
+        _int(status.get("code"), where + ".status.code"), str(status.get("message") or ""),
+        _json_attrs(sp.get("attributes"), where + ".attributes"), resource, events,
+    ))
+
+
+def _json_attrs(kvs: Any, where: str) -> dict[str, Any]:
+    if kvs is None:
+        return {}
+    if not isinstance(kvs, list):
+        raise OtlpError(f"{where} must be a list of {{key, value}}")
+    attrs = {}
+    for kv in kvs:
+        if not isinstance(kv, dict) or not isinstance(kv.get("key"), str):
+            raise OtlpError(f"{where} entries need a string 'key'")
+        attrs[kv["key"]] = _json_value(kv.get("value"), f"{where}.{kv['key']}")
+    return attrs
+
+
+def _json_value(v: Any, where: str) -> Any:
+    if v is None or v == {}:
+        return None
+    if not isinstance(v, dict):
+        raise OtlpError(f"{where} must be an AnyValue object")
+    for key, val in v.items():
+        if key in ("stringValue", "string_value", "boolValue", "bool_value", "doubleValue", "double_value"):
+            return val
+        if key in ("intValue", "int_value"):
+            return _int(val, where)
+        if key in ("arrayValue", "array_value"):
+            return [_json_value(x, where) for x in (val or {}).get("values") or []]
+        if key in ("kvlistValue", "kvlist_value"):
+            return _json_attrs((val or {}).get("values"), where)
+        if key in ("bytesValue", "bytes_value"):
+            return val
+    return None  # unknown AnyValue field: ignored, as the spec requires
+
+
+def _hex_id(value: Any, size: int) -> str | None:
+    if not isinstance(value, str) or len(value) != size * 2:
+        return None
+    try:
+        raw = binascii.unhexlify(value)
+    except (binascii.Error, ValueError):
+        return None
+    return None if raw == bytes(size) else value.lower()
+
+
+def _int(value: Any, where: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise OtlpError(f"{where} must be an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise OtlpError(f"{where} must be an integer (decimal string or number), got {value!r}")
+
+
+def _get(d: dict, camel: str, snake: str) -> Any:
+    return d[camel] if camel in d else d.get(snake)
+
+
+def _list(d: dict, camel: str, snake: str, *, where: str) -> list:
+    v = _get(d, camel, snake)
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise OtlpError(f"{(where + '.') if where else ''}{camel} must be a list")
+    return v
+
+
+def _obj(v: Any, where: str) -> dict:
+    if not isinstance(v, dict):
+        raise OtlpError(f"{where} must be an object")
+    return v
+
+
+def _reject(out: Decoded, reason: str) -> None:
+    out.rejected += 1
+    if len(out.reasons) < 3:
+        out.reasons.append(reason)
+
+
+# responses --------------------------------------------------------------------------------
+def success_body(kind: str, rejected: int = 0, message: str = "") -> bytes:
+    """An ``ExportTraceServiceResponse``; ``partial_success`` only when spans were rejected."""
+    if kind == JSON:
+        if not rejected:
+            return b"{}"
+        return orjson.dumps({"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": message}})
+    resp = ExportTraceServiceResponse()
+    if rejected:
+        resp.partial_success.rejected_spans = rejected
+        resp.partial_success.error_message = message
+    return resp.SerializeToString()
+
+
+def status_body(kind: str, code: int, message: str) -> bytes:
+    """A ``google.rpc.Status`` (code, message) in the request's encoding, for 4xx/5xx replies."""
+    if kind == JSON:
+        return orjson.dumps({"code": code, "message": message})
+    msg = message.encode()
+    return b"\x08" + _varint(code) + b"\x12" + _varint(len(msg)) + msg
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
