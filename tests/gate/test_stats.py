@@ -1,0 +1,112 @@
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from sluice.gate import stats
+
+
+@pytest.mark.parametrize("b,c", [(0, 0), (6, 16), (10, 10), (1, 30), (250, 210), (3, 0)])
+def test_mcnemar_matches_exact_binomial(b, c):
+    expected = 1.0 if b + c == 0 else binomtest(b, b + c, 0.5).pvalue
+    assert stats.mcnemar_exact_p(b, c) == pytest.approx(expected, rel=1e-12)
+
+
+def test_mcnemar_textbook_cavo():
+    # Cavo et al. 2012 (Fagerland, Lydersen & Laake, paired 2x2): discordant 6 and 16, exact p = 0.052
+    assert stats.mcnemar_exact_p(6, 16) == pytest.approx(0.0525, abs=5e-4)
+
+
+def test_mcnemar_hand_computed_small():
+    # b=1, c=5: 2 * (C(6,0) + C(6,1)) / 2^6 = 14/64
+    assert stats.mcnemar_exact_p(1, 5) == pytest.approx(14 / 64)
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (65, 161), (161, 161), (3, 40)])
+def test_wilson_matches_scipy(k, n):
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = stats.wilson_interval(k, n, 0.95)
+    assert lo == pytest.approx(ci.low, abs=1e-9)
+    assert hi == pytest.approx(ci.high, abs=1e-9)
+
+
+def test_newcombe_paired_interval_matches_published_example():
+    # Cavo et al. table [[59, 6], [16, 80]]: estimate -0.0621, 95% CI -0.1186 to -0.0046
+    lo, hi = stats.paired_pass_diff_interval(59, 6, 16, 80, 0.95)
+    assert lo == pytest.approx(-0.1186, abs=5e-5)
+    assert hi == pytest.approx(-0.0046, abs=5e-5)
+
+
+def test_newcombe_identical_runs_straddle_zero_and_narrow_with_n():
+    small = stats.paired_pass_diff_interval(18, 0, 0, 2)
+    large = stats.paired_pass_diff_interval(1800, 0, 0, 200)
+    assert small[0] < 0 < small[1]
+    assert large[0] < 0 < large[1]
+    assert large[1] - large[0] < (small[1] - small[0]) / 5
+
+
+def test_newcombe_coverage_on_synthetic_pairs():
+    rng = np.random.default_rng(7)
+    n, reps, covered = 150, 400, 0
+    p_both, p_c_only, p_b_only = 0.6, 0.05, 0.12  # true difference -0.07
+    probs = [p_both, p_c_only, p_b_only, 1 - p_both - p_c_only - p_b_only]
+    for table in rng.multinomial(n, probs, size=reps):
+        lo, hi = stats.paired_pass_diff_interval(*map(int, table))
+        covered += lo <= -0.07 <= hi
+    assert 0.92 <= covered / reps <= 0.99
+
+
+def test_bca_interval_constant_sample_is_a_point():
+    assert stats.mean_interval(np.full(50, 0.25), 500, [1]) == (0.25, 0.25)
+
+
+def test_bootstrap_is_seeded():
+    x = np.random.default_rng(3).normal(size=80)
+    assert stats.mean_interval(x, 1000, [9, 9]) == stats.mean_interval(x, 1000, [9, 9])
+    assert stats.mean_interval(x, 1000, [9, 9]) != stats.mean_interval(x, 1000, [9, 10])
+
+
+def test_bca_close_to_t_interval_for_normal_data():
+    x = np.random.default_rng(11).normal(0.1, 1.0, size=400)
+    lo, hi = stats.mean_interval(x, 4000, [0])
+    half = 1.96 * x.std(ddof=1) / math.sqrt(x.size)
+    assert lo == pytest.approx(x.mean() - half, abs=0.02)
+    assert hi == pytest.approx(x.mean() + half, abs=0.02)
+
+
+def test_paired_bootstrap_coverage_on_skewed_scores():
+    rng = np.random.default_rng(21)
+    reps, n, covered = 300, 120, 0
+    true_delta = 0.8 - 0.7  # beta means: candidate 8/(8+2), baseline 7/(7+3)
+    for r in range(reps):
+        base = rng.beta(7, 3, n)
+        cand = np.clip(rng.beta(8, 2, n) * 0.5 + base * 0.5 + (0.8 - (0.8 * 0.5 + 0.7 * 0.5)), 0, 1)
+        lo, hi = stats.mean_interval(cand - base, 1000, [r])
+        covered += lo <= true_delta <= hi
+    assert 0.91 <= covered / reps <= 0.985
+
+
+def test_bootstrap_means_weights_exclude_rows():
+    counts = np.array([[1.0, 1.0, 1.0], [0.0, 3.0, 0.0], [3.0, 0.0, 0.0]])
+    values = np.array([[1.0], [2.0], [100.0]])
+    weights = np.array([[1.0], [1.0], [0.0]])
+    out = stats.bootstrap_means(counts, values, weights)[:, 0]
+    assert out[0] == pytest.approx(1.5)
+    assert out[1] == pytest.approx(2.0)
+    assert out[2] == pytest.approx(1.0)
+
+
+def test_resample_counts_sum_to_n():
+    counts = stats.resample_counts(37, 50, np.random.default_rng(0))
+    assert counts.shape == (50, 37)
+    assert (counts.sum(axis=1) == 37).all()
+
+
+def test_quantiles_and_ratio_interval():
+    base = np.arange(1, 1001, dtype=float)
+    cand = base * 2
+    assert stats.quantiles(base, (0.5, 0.95)) == [pytest.approx(500.5), pytest.approx(950.05)]
+    (cand_ci, ratio_ci) = stats.quantile_intervals(cand, base, (0.95,), 500, [0])[0.95]
+    assert ratio_ci == (pytest.approx(2.0), pytest.approx(2.0))  # pairs scale together in every resample
+    assert cand_ci[0] < 1900.1 < cand_ci[1]
