@@ -191,16 +191,22 @@ _embedders: dict[str, Embedder] = {}
 _lock = threading.Lock()
 
 
+def resolve_embedder(name: str) -> str:
+    """``minilm`` or ``hashing``: what ``auto`` means on this machine."""
+    if name == "auto":
+        return "minilm" if minilm_available() else "hashing"
+    if name not in ("minilm", "hashing"):
+        raise ValueError(f"unknown embedder {name!r}: use minilm, hashing or auto")
+    return name
+
+
 def get_embedder(name: str = "auto") -> Embedder:
     """The process-wide embedder: ``minilm``, ``hashing``, or ``auto`` (MiniLM when installed).
 
     Loaded once and shared, so every evaluator and the gateway cache reuse one session and one
     embedding cache.
     """
-    if name == "auto":
-        name = "minilm" if minilm_available() else "hashing"
-    if name not in ("minilm", "hashing"):
-        raise ValueError(f"unknown embedder {name!r}: use minilm, hashing or auto")
+    name = resolve_embedder(name)
     with _lock:
         if name not in _embedders:
             _embedders[name] = MiniLMEmbedder() if name == "minilm" else HashingEmbedder()
