@@ -1,0 +1,81 @@
+"""Commands over production traces: ``sluice metrics`` and ``sluice dataset from-traces``."""
+
+from __future__ import annotations
+
+import orjson
+import typer
+from rich.table import Table
+
+from sluice.cli import context
+from sluice.telemetry import schema as _schema  # noqa: F401 - registers the telemetry tables before the store opens
+from sluice.telemetry.metrics import DIMENSIONS, MetricsQuery, compute_metrics
+from sluice.telemetry.timespec import parse_duration, parse_instant_ns
+
+TABLE_COLUMNS = (
+    ("requests", "req", "{:d}"), ("error_rate", "err", "{:.1%}"), ("fallback_rate", "fallback", "{:.1%}"),
+    ("cache_hit_rate", "cache", "{:.1%}"), ("latency_p50_ms", "p50 ms", "{:.0f}"),
+    ("latency_p95_ms", "p95 ms", "{:.0f}"), ("latency_p99_ms", "p99 ms", "{:.0f}"),
+    ("ttft_p50_ms", "ttft p50", "{:.0f}"), ("tokens_per_request", "tok/req", "{:.1f}"),
+    ("cost_per_request", "$/req", "{:.5f}"), ("eval_fail_rate", "eval fail", "{:.1%}"),
+    ("thumbs_down_rate", "👎", "{:.1%}"), ("escalation_rate", "escal.", "{:.1%}"),
+)
+
+
+def metrics(
+    deployment: str = typer.Option(None, "--deployment", "-d", help="Only this deployment."),
+    release: str = typer.Option(None, "--release", help="Only this release (digest or version as traced)."),
+    route: str = typer.Option(None, "--route", help="Only this route (stable, canary, fallback, …)."),
+    cohort: str = typer.Option(None, "--cohort", help="Only this cohort."),
+    since: str = typer.Option("24h", "--since", help="Start: ISO-8601, Unix seconds, or a duration ago (1h)."),
+    until: str = typer.Option(None, "--until", help="End (exclusive), same forms as --since."),
+    window: str = typer.Option(None, "--window", help="Bucket width (5m, 1h); omit for one bucket."),
+    group_by: str = typer.Option(",".join(DIMENSIONS), "--group-by", help="Comma-separated dimensions."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Request, error, fallback and cache rates, latency and TTFT quantiles, tokens, cost, evaluator
+    fail and feedback rates by deployment × release × route × cohort × window."""
+    q = MetricsQuery(
+        deployment=deployment, release=release, route=route, cohort=cohort,
+        since_ns=parse_instant_ns(since, "--since") if since else None,
+        until_ns=parse_instant_ns(until, "--until") if until else None,
+        window_s=int(parse_duration(window, "--window")) if window else None,
+        group_by=tuple(g.strip() for g in group_by.split(",") if g.strip()),
+    )
+    rows = compute_metrics(context.store(), q)
+    if as_json:
+        typer.echo(orjson.dumps({"groups": rows}, option=orjson.OPT_INDENT_2).decode())
+        return
+    if not rows:
+        context.console_err().print("no spans in the selected range")
+        return
+    keys = list(q.group_by) + (["window_start"] if q.window_s else [])
+    table = Table(*keys, *(label for _, label, _ in TABLE_COLUMNS))
+    for r in rows:
+        table.add_row(*(str(r[k]) or "-" for k in keys), *(_fmt(r[k], f) for k, _, f in TABLE_COLUMNS))
+    context.console().print(table)
+
+
+def _fmt(value, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def dataset_from_traces(
+    name: str = typer.Argument(..., help="Dataset name to add the new version to."),
+    by: str = typer.Option("cohort", "--by", help="cohort | failure | feedback"),
+    cohort: str = typer.Option(None, "--cohort", help="Only this cohort."),
+    deployment: str = typer.Option(None, "--deployment", "-d", help="Only this deployment."),
+    release: str = typer.Option(None, "--release", help="Only this release."),
+    since: str = typer.Option(None, "--since", help="Only traces since (ISO-8601, Unix seconds, or 7d ago)."),
+    limit: int = typer.Option(100, "--limit", help="Traces per cohort (--by cohort) or in total."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed (same seed + same data = same version)."),
+) -> None:
+    """Sample production traces into a new dataset version (input, retrieved context, output, trace id)."""
+    from sluice.telemetry.sampling import from_traces
+
+    record, created, skipped = from_traces(
+        context.store(), name, by=by, cohort=cohort, deployment=deployment, release=release,
+        since_ns=parse_instant_ns(since, "--since") if since else None, limit=limit, seed=seed)
+    verb = "created" if created else "already exists:"
+    cohorts = ", ".join(f"{c} {n}" for c, n in record.cohorts.items())
+    context.console().print(f"{verb} {record.name}@{record.version[:19]} — {record.row_count} rows ({cohorts})"
+                            + (f"; {skipped} traces skipped (no input recorded)" if skipped else ""))

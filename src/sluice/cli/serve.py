@@ -1,0 +1,41 @@
+"""``sluice serve``: OTLP ingest, feedback and the read APIs on one port (default 127.0.0.1:4000)."""
+
+from __future__ import annotations
+
+import typer
+
+from sluice.cli import context
+from sluice.telemetry import schema as _schema  # noqa: F401 - registers the telemetry tables before the store opens
+from sluice.errors import ConfigError
+from sluice.telemetry.config import TelemetrySettings, load_telemetry_settings
+
+
+def telemetry_settings(path: str | None) -> TelemetrySettings:
+    """``--telemetry FILE`` wins; else the ``telemetry:`` section of sluice.yaml when it has one."""
+    if path:
+        return load_telemetry_settings(path)
+    section = getattr(context.settings(), "telemetry", None)
+    return section if isinstance(section, TelemetrySettings) else TelemetrySettings()
+
+
+def serve(
+    host: str = typer.Option(None, "--host", help="Interface to bind (default 127.0.0.1, or server.host)."),
+    port: int = typer.Option(None, "--port", help="Port (default 4000, or server.port)."),
+    telemetry: str = typer.Option(None, "--telemetry", help="YAML file with attribution rules, prices, limits."),
+    insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback bind while no API key exists."),
+) -> None:
+    """Run the Sluice server: POST /v1/traces, POST /api/feedback, GET /api/metrics, /healthz, /readyz."""
+    from sluice.auth.keys import KeyRing
+    from sluice.server.app import create_app
+    from sluice.server.runner import LOOPBACK, serve_forever
+
+    settings = context.settings()
+    host = host or settings.server.host
+    port = port or settings.server.port
+    store = context.store()
+    if host not in LOOPBACK and not insecure and not KeyRing(store).enforced():
+        raise ConfigError(f"refusing to bind {host} with no API key: anyone could write spans and read metrics. "
+                          "Create keys with 'sluice keys create NAME --scope ingest|admin' or pass --insecure")
+    app = create_app(store, telemetry_settings(telemetry))
+    context.console_err().print(f"sluice serving on http://{host}:{port} (store {store.url.split('@')[-1]})")
+    serve_forever(app, host, port)
