@@ -60,10 +60,10 @@ def compute_metrics(store: Any, q: MetricsQuery) -> list[dict[str, Any]]:
           count(*) FILTER (WHERE is_request AND cache_hit),
           {_quantiles('duration_ms', 'is_request', pg)},
           {_quantiles('ttft_ms', 'ttft_ms IS NOT NULL', pg)},
-          sum(input_tokens) FILTER (WHERE kind IN ('LLM', 'EMBEDDING')),
-          sum(output_tokens) FILTER (WHERE kind IN ('LLM', 'EMBEDDING')),
-          sum(total_tokens) FILTER (WHERE kind IN ('LLM', 'EMBEDDING')),
-          sum(cost) FILTER (WHERE kind IN ('LLM', 'EMBEDDING'))
+          {_model_sum('input_tokens', db.dialect.float)},
+          {_model_sum('output_tokens', db.dialect.float)},
+          {_model_sum('total_tokens', db.dialect.float)},
+          {_model_sum('cost', db.dialect.float)}
         FROM spans {where} {_group_clause(q, order=True)}"""
     n = len(q.group_by) + (1 if q.window_s else 0)
     groups: dict[tuple, dict[str, Any]] = {}
@@ -172,6 +172,11 @@ def _quantiles(column: str, condition: str, pg: bool) -> str:
     if pg:
         return f"percentile_cont(ARRAY[{qs}]) WITHIN GROUP (ORDER BY {column}) FILTER (WHERE {condition})"
     return f"quantile_cont({column}, [{qs}]) FILTER (WHERE {condition})"
+
+
+def _model_sum(column: str, float_type: str) -> str:
+    """Summed over LLM and embedding spans; cast because PostgreSQL sums BIGINT into NUMERIC."""
+    return f"CAST(sum({column}) FILTER (WHERE kind IN ('LLM', 'EMBEDDING')) AS {float_type})"
 
 
 def _rate(part: float, whole: int) -> float | None:
