@@ -18,8 +18,10 @@ from sluice.evals.registry import register
 
 PATTERNS: dict[str, re.Pattern[str]] = {
     "email": re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
-    "phone": re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])"
-                        r"\d{3,4}[\s.-]?\d{3,4}(?![\w-])"),
+    # Not part of a longer run of digit groups (card numbers, IBANs, ids).
+    "phone": re.compile(r"(?<![\w+])(?<![A-Z0-9] )(?<!\d[ .-])"
+                        r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])"
+                        r"\d{3,4}[\s.-]?\d{3,4}(?![\w-])(?![ .-]?\d)"),
     "credit_card": re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)"),
     "iban": re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"),
     "ssn": re.compile(r"(?<!\d)(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?!\d)"),
