@@ -101,7 +101,9 @@ async def run_release(release: Any, rows: Iterable[Row | Mapping[str, Any]], *, 
     evaluators_digest = digest_of(evaluators)
     policy = retry_policy or RetryPolicy(retries=retries)
     own_client = client is None
-    client = client or httpx.AsyncClient(limits=DEFAULT_LIMITS, timeout=httpx.Timeout(60.0, connect=5.0))
+    client = client or httpx.AsyncClient(limits=httpx.Limits(max_connections=max(concurrency, 1) * 2,
+                                                             max_keepalive_connections=max(concurrency, 1) * 2),
+                                         timeout=httpx.Timeout(60.0, connect=5.0))
     try:
         ctx = CallContext(policy=policy, limits=RateLimits(rate_limits), client=client, files=files, root=root)
         target = make_target(model, ctx, render)
