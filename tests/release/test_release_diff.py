@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import BASE_FILES, BASE_YAML
+from release_fixtures import BASE_FILES, BASE_YAML
 from sluice.release.diff import diff_releases, format_changes, sampling_changes
 from sluice.release.loader import load_release
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import BASE_FILES, BASE_YAML
+from release_fixtures import BASE_FILES, BASE_YAML
 from sluice.digest import digest_of, sha256_bytes
 from sluice.release.loader import load_release
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import BASE_YAML
+from release_fixtures import BASE_YAML
 from sluice.errors import ConfigError
 from sluice.release.loader import load_release
 
@@ -149,3 +149,11 @@ def test_empty_and_non_mapping_manifests(make_release):
 def test_missing_release_folder(tmp_path):
     with pytest.raises(ConfigError, match="no release.yaml or release.yml in this folder"):
         load_release(tmp_path)
+
+
+def test_yaml_schema_files_are_accepted_and_checked(make_release):
+    yaml = BASE_YAML.replace("schemas/lookup_order.json", "schemas/lookup_order.yaml")
+    ok = "type: object\nproperties:\n  order_id: {type: string}\n"
+    assert load_release(make_release(yaml, files={"schemas/lookup_order.yaml": ok})).files["schemas/lookup_order.yaml"]
+    msg = error_of(make_release, yaml, files={"schemas/lookup_order.yaml": "type: object\nproperties: [\n"})
+    assert "schemas/lookup_order.yaml:3: not valid YAML" in msg

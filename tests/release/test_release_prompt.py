@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import BASE_YAML
+from release_fixtures import BASE_YAML
 from sluice.dataset.row import Row
 from sluice.errors import DataError
 from sluice.release.loader import load_release
@@ -97,3 +97,9 @@ def test_reserved_variable_and_missing_user_turn(make_release):
         render_messages(bundle, "responder", Row(id="r1", input={"question": "q", "context": "x"}))
     with pytest.raises(DataError, match="the row has none"):
         render_messages(bundle, "responder", Row(id="r2", input=[{"role": "assistant", "content": "hi"}]))
+
+
+def test_a_document_prints_as_its_text(make_release):
+    bundle = load_release(make_release(files={"prompts/answer.j2": "{{ context | join(' | ') }} / {{ question }}"}))
+    row = Row(id="q1", input={"question": "x"}, context=["one", {"text": "two", "id": "k2"}])
+    assert render_messages(bundle, "responder", row).messages[1]["content"] == "one | two / x"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import BASE_YAML
+from release_fixtures import BASE_YAML
 from sluice.errors import ConfigError, DataError, NotFoundError
 from sluice.release.loader import load_release
 from sluice.release.registry import load_bundle, register, resolve_bundle, resolve_release

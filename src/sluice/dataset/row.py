@@ -44,6 +44,10 @@ class ContextDoc(BaseModel):
     def _from_string(cls, v: Any) -> Any:
         return {"text": v} if isinstance(v, str) else v
 
+    def __str__(self) -> str:
+        # templates may write {{ doc }} or {{ doc.text }}: both give the text
+        return self.text
+
 
 class Row(BaseModel):
     """A representative case: what goes in, what came back from retrieval, what should come out.

@@ -14,6 +14,7 @@ from typing import Any, Iterator, Literal
 
 import jinja2
 import jsonschema
+import yaml
 from jinja2 import nodes
 
 from sluice.errors import ConfigError, Location
@@ -86,14 +87,25 @@ def check_file(ref: FileRef, rel: str, data: bytes, shown: str, where: str) -> N
     if ref.kind == "template":
         check_template(text, rel, shown, where)
     elif ref.kind == "schema":
-        try:
-            schema = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"not valid JSON: {e.msg} (referenced by {where})",
-                              Location(file=shown, line=e.lineno)) from None
+        schema = _parse_schema_file(text, rel, shown, where)
         problem = schema_problem(schema)
         if problem:
             raise ConfigError(f"not a valid JSON schema: {problem} (referenced by {where})", Location(file=shown))
+
+
+def _parse_schema_file(text: str, rel: str, shown: str, where: str) -> Any:
+    """JSON, or YAML when the file ends in .yaml/.yml."""
+    if rel.endswith((".yaml", ".yml")):
+        try:
+            return yaml.safe_load(text)
+        except yaml.MarkedYAMLError as e:
+            line = e.problem_mark.line + 1 if e.problem_mark else None
+            raise ConfigError(f"not valid YAML: {e.problem} (referenced by {where})",
+                              Location(file=shown, line=line)) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"not valid JSON: {e.msg} (referenced by {where})", Location(file=shown, line=e.lineno)) from None
 
 
 def check_template(text: str, rel: str, shown: str, where: str) -> None:
