@@ -181,7 +181,8 @@ def find_json_object(text: str) -> dict[str, Any] | None:
 
 _SCORE_TEXT = re.compile(r"score\W{0,3}\s*([-+]?\d+(?:\.\d+)?)\s*(?:/|out of)?\s*(\d+(?:\.\d+)?)?",
                          re.I)
-_VERDICT = re.compile(r"\b(pass|passed|fail|failed|yes|no)\b", re.I)
+# In prose only an opening PASS/FAIL counts: a reply opening "No idea" is not a verdict.
+_VERDICT = re.compile(r"^\W*(pass|passed|fail|failed)\b", re.I)
 
 
 def parse_score(text: str, scale: float = 1.0) -> tuple[float, str]:
@@ -204,9 +205,9 @@ def parse_score(text: str, scale: float = 1.0) -> tuple[float, str]:
     if m:
         value = float(m.group(1))
         return _check(value / float(m.group(2)) if m.group(2) else value / scale), text.strip()
-    words = _VERDICT.findall(text[:40])
-    if words:
-        return _verdict(words[0]), text.strip()
+    m = _VERDICT.match(text)
+    if m:
+        return _verdict(m.group(1)), text.strip()
     raise JudgeError(f"no score in judge reply: {text[:200]!r}")
 
 
