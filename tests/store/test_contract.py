@@ -66,15 +66,15 @@ def test_dataset_prefix_ambiguity_is_an_error(store):
 def test_dataset_insert_is_atomic(store):
     rows = [{"id": "1"}, {"id": "2"}]
     bad = DatasetRecord(name="d", version="sha256:01", row_count=2, cohorts={})
-    original = store.db.executemany
+    original = store.db.insert_rows
 
     def boom(sql, batch):
         raise RuntimeError("disk full")
 
-    store.db.executemany = boom
+    store.db.insert_rows = boom
     with pytest.raises(RuntimeError):
         store.put_dataset(bad, rows)
-    store.db.executemany = original
+    store.db.insert_rows = original
     assert store.get_dataset("d") is None
     assert store.get_dataset_rows("sha256:01") == []
 

@@ -109,8 +109,8 @@ class SqlStore:
                 [rec.name, rec.version, rec.row_count, dumps(rec.cohorts), rec.description, rec.source, rec.created_at],
             )
             if not self.db.query_one("SELECT 1 FROM dataset_rows WHERE version = ? AND idx = 0", [rec.version]):
-                self.db.executemany(
-                    "INSERT INTO dataset_rows (version, idx, row_id, cohort, body) VALUES (?, ?, ?, ?, ?)",
+                self.db.insert_rows(
+                    "dataset_rows (version, idx, row_id, cohort, body)",
                     [
                         (rec.version, i, str(r["id"]), str(r.get("cohort") or "default"), dumps(r))
                         for i, r in enumerate(rows)
@@ -190,7 +190,7 @@ class SqlStore:
             ids = [b[1] for b in batch]
             marks = ", ".join("?" for _ in ids)
             self.db.execute(f"DELETE FROM run_rows WHERE run_id = ? AND row_id IN ({marks})", [run_id, *ids])
-            self.db.executemany("INSERT INTO run_rows (run_id, row_id, cohort, record) VALUES (?, ?, ?, ?)", batch)
+            self.db.insert_rows("run_rows (run_id, row_id, cohort, record)", batch)
 
     def get_run_rows(self, run_id: str) -> dict[str, dict[str, Any]]:
         rows = self.db.query("SELECT row_id, record FROM run_rows WHERE run_id = ?", [run_id])
@@ -216,10 +216,7 @@ class SqlStore:
                 chunk = keys[start : start + 500]
                 marks = ", ".join("?" for _ in chunk)
                 self.db.execute(f"DELETE FROM response_cache WHERE key IN ({marks})", chunk)
-            self.db.executemany(
-                "INSERT INTO response_cache (key, body, created_at) VALUES (?, ?, ?)",
-                [(k, dumps(v), now) for k, v in items.items()],
-            )
+            self.db.insert_rows("response_cache (key, body, created_at)", [(k, dumps(v), now) for k, v in items.items()])
 
     # gates ----------------------------------------------------------------------------------
     _GATE_COLS = (
