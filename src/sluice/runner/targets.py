@@ -19,12 +19,13 @@ import httpx
 import orjson
 
 from sluice.dataset.row import ContextDoc, Row, ToolCall
-from sluice.errors import ConfigError, Location
+from sluice.errors import ConfigError, Location, SluiceError
 from sluice.providers import make_provider
 from sluice.providers.base import (MALFORMED, TARGET, ChatRequest, Provider, ProviderError, classify_status,
                                    classify_transport, malformed)
 from sluice.providers.openai_compat import env_value, parse_tool_calls
 from sluice.release.model import ModelRef, Release
+from sluice.release.prompt import RenderedPrompt
 from sluice.runner.messages import Render, make_renderer, tool_specs
 from sluice.runner.pacing import RateLimits, RetryPolicy, TokenBucket, call_with_retries
 from sluice.runner.record import RowOutput, Usage
@@ -93,9 +94,18 @@ class ChatTarget:
 
     async def run(self, row: Row, row_json: dict[str, Any]) -> RowOutput:
         try:
-            messages = self.render(row)
-        except ConfigError as e:
+            rendered = self.render(row)
+        except SluiceError as e:  # a template that fails on this row fails this row only
             return _failure(row.id, e, 0)
+        seen_context: list[ContextDoc] | None = None
+        extra_raw: dict[str, Any] = {}
+        if isinstance(rendered, RenderedPrompt):
+            messages = rendered.messages
+            if rendered.dropped_docs:  # evaluators judge against what the model was shown
+                seen_context = rendered.context
+                extra_raw["dropped_docs"] = rendered.dropped_docs
+        else:
+            messages = rendered
         metadata = {"row_id": row.id, "cohort": row.cohort}
         attempts = 0
         failed: list[str] = []
@@ -117,11 +127,11 @@ class ChatTarget:
                 error = e
                 break
             attempts += n
-            raw = {"warnings": resp.warnings} if resp.warnings else {}
+            raw = {"warnings": resp.warnings, **extra_raw} if resp.warnings else dict(extra_raw)
             cost = resp.cost if resp.cost is not None else price(self.release, resp.usage)
             return RowOutput(row_id=row.id, output=resp.content, tool_calls=resp.tool_calls, usage=resp.usage,
                              cost=cost, latency_ms=seconds * 1000.0, model=resp.model or ref.model,
-                             attempts=attempts, fallback_from=failed, raw=raw)
+                             attempts=attempts, fallback_from=failed, raw=raw, context=seen_context)
         assert error is not None
         return _failure(row.id, error, attempts, model=failed[-1] if failed else None, fallback_from=failed[:-1])
 
