@@ -111,7 +111,8 @@ def test_evaluate_row_maps_row_and_output_to_fields() -> None:
     assert seen["response"] == "Within 30 days." and seen["query"] == "What is the refund window?"
     assert seen["context"] == ["Refunds are accepted within 30 days."]
     assert seen["expected_answer"] == "30 days" and seen["policy_labels"] == ["must_refuse"]
-    assert seen["latency_ms"] == 12.5 and seen["cost"] == 0.001 and seen["usage"]["total_tokens"] == 7
+    assert seen["latency_ms"] == 12.5 and seen["cost"] == 0.001
+    assert seen["usage"]["total_tokens"] == 7
     assert seen["tool_calls"][0].name == "lookup" and seen["tools"] == [{"name": "lookup"}]
     # The target's own context wins over the row's when it reports one.
     out2 = out.model_copy(update={"context": [ContextDoc(text="Other doc.")]})

@@ -40,7 +40,7 @@ def extract_claims(response: str) -> list[str]:
 @dataclass
 class Passage:
     text: str
-    tokens: set[str]
+    tokens: frozenset[str]
     negated: bool
     pair: bool = False  # two neighbouring sentences joined
 
@@ -96,14 +96,15 @@ def missing_facts(claim: str, ctx: ContextIndex) -> dict[str, list[str]]:
     }
 
 
-def best_passage(tokens: set[str], ctx: ContextIndex) -> tuple[float, Passage | None]:
+def best_passage(tokens: frozenset[str], ctx: ContextIndex) -> tuple[float, Passage | None]:
     best, best_p = 0.0, None
     for p in ctx.passages:
         if not p.tokens:
             continue
         cover = len(tokens & p.tokens) / len(tokens)
         # Prefer the shorter passage on ties, so the evidence shown is a sentence, not a pair.
-        if cover > best or (cover == best and best_p is not None and len(p.text) < len(best_p.text)):
+        shorter = best_p is not None and len(p.text) < len(best_p.text)
+        if cover > best or (cover == best and shorter):
             best, best_p = cover, p
     return best, best_p
 

@@ -54,7 +54,7 @@ def split_sentences(text: str) -> list[str]:
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light suffix stemmer: enough to match 'launched' with 'launch', 'policies' with 'policy'."""
+    """A light suffix stemmer: matches 'launched' with 'launch', 'policies' with 'policy'."""
     w = word.lower().replace("’", "'")
     if w.endswith("'s"):
         w = w[:-2]
@@ -69,12 +69,14 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+@lru_cache(maxsize=65536)
 def is_negation(word: str) -> bool:
     w = word.lower().replace("’", "'")
     return w in NEGATIONS or w.endswith("n't")
 
 
-def content_tokens(text: str) -> set[str]:
+@lru_cache(maxsize=16384)
+def content_tokens(text: str) -> frozenset[str]:
     """Stemmed lower-case words that carry meaning (stop words, negations and numbers removed)."""
     out = set()
     for w in words(text):
@@ -82,7 +84,7 @@ def content_tokens(text: str) -> set[str]:
         if lw in STOPWORDS or is_negation(lw) or lw[0].isdigit() or lw in NUMBER_WORDS:
             continue
         out.add(stem(lw))
-    return out
+    return frozenset(out)
 
 
 def _canon_number(raw: str) -> str | None:

@@ -95,7 +95,8 @@ class JudgeClient:
         last, retry_after = "", None
         for attempt in range(self.max_retries + 1):
             if attempt:
-                time.sleep(min(10.0, retry_after if retry_after is not None else 0.25 * 2 ** attempt))
+                backoff = 0.25 * 2 ** attempt if retry_after is None else retry_after
+                time.sleep(min(10.0, backoff))
             retry_after = None
             try:
                 resp = self._client().post(url, json=body, headers=headers)
@@ -165,7 +166,7 @@ _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
 
 def find_json_object(text: str) -> dict[str, Any] | None:
-    """The first JSON object in ``text``: inside a code fence, or the first ``{...}`` that parses."""
+    """The first JSON object in ``text``: in a code fence, or the first ``{...}`` that parses."""
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     decoder = json.JSONDecoder()
     for cand in candidates:

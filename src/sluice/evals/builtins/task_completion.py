@@ -111,7 +111,8 @@ class TaskCompletion(BaseEvaluator):
         if fields.get("expected_answer"):
             user += f"Expected outcome: {fields['expected_answer']}\n"
         if fields.get("expected_tool") is not None:
-            user += f"Expected final tool call: {json.dumps(tool_call_dict(fields['expected_tool']))}\n"
+            want = json.dumps(tool_call_dict(fields["expected_tool"]))
+            user += f"Expected final tool call: {want}\n"
         if self.criteria:
             user += "Success criteria: " + "; ".join(f"{k} {v!r}" for k, v in self.criteria)
         try:
