@@ -1,0 +1,183 @@
+"""Ingest and metrics-query benchmark for the telemetry part.
+
+    # sustained OTLP/HTTP ingest into a server process (embedded DuckDB by default)
+    .venv/bin/python bench/ingest_bench.py ingest --seconds 20 [--store postgresql://…]
+    # the metrics query for one deployment over N stored spans
+    .venv/bin/python bench/ingest_bench.py query --spans 1000000 10000000 [--store postgresql://…]
+
+``ingest`` starts ``python -m sluice.server`` as its own process, posts pre-encoded protobuf
+export requests (OpenInference-style LLM spans, 13 attributes each) from client threads, and
+reports acknowledged spans/s (a 200 means committed), request latency p50/p99, and the server's
+RSS sampled every second (bounded memory shows as a flat line). ``query`` fills a fresh store
+with synthetic spans in bulk (SQL generators, not the ingest path) and times
+``compute_metrics`` for one deployment grouped by release × route × cohort.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import httpx
+import psutil
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from sluice.store import open_store
+from sluice.telemetry import schema  # noqa: F401 - registers the tables
+from sluice.telemetry.metrics import MetricsQuery, compute_metrics
+
+
+def export_body(seed: int, spans: int) -> bytes:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    for k, v in (("service.name", "bench-app"), ("service.version", f"rel-{seed % 2}")):
+        kv = rs.resource.attributes.add()
+        kv.key, kv.value.string_value = k, v
+    scope = rs.scope_spans.add()
+    now = time.time_ns()
+    for i in range(spans):
+        sp = scope.spans.add()
+        sp.trace_id = seed.to_bytes(8, "big") + (i + 1).to_bytes(8, "big")
+        sp.span_id = (i + 1).to_bytes(8, "big")
+        sp.name = "ChatCompletion"
+        sp.start_time_unix_nano, sp.end_time_unix_nano = now, now + 120_000_000 + i * 1000
+        sp.status.code = 1
+        for key, value in (("openinference.span.kind", "LLM"), ("llm.model_name", "gpt-4o-mini"),
+                           ("llm.provider", "openai"), ("input.value", "What is the refund policy for order 1234?"),
+                           ("output.value", "Refunds are accepted within 30 days of delivery."),
+                           ("llm.input_messages.0.message.role", "user"),
+                           ("llm.input_messages.0.message.content", "What is the refund policy for order 1234?"),
+                           ("metadata", '{"cohort": "%s"}' % ("enterprise" if i % 3 else "free")),
+                           ("session.id", f"s{i % 100}"), ("user.id", f"u{i % 1000}")):
+            kv = sp.attributes.add()
+            kv.key, kv.value.string_value = key, value
+        for key, value in (("llm.token_count.prompt", 42), ("llm.token_count.completion", 17),
+                           ("llm.token_count.total", 59)):
+            kv = sp.attributes.add()
+            kv.key, kv.value.int_value = key, value
+    return req.SerializeToString()
+
+
+def ingest(args) -> None:
+    store_url = args.store or f"duckdb:///{tempfile.mkdtemp(prefix='sluice-bench-')}/bench.duckdb"
+    proc = subprocess.Popen([sys.executable, "-m", "sluice.server", "--store", store_url],
+                            stdout=subprocess.PIPE, text=True)
+    base = proc.stdout.readline().split()[1]
+    bodies = [export_body(seed, args.batch) for seed in range(1, 9)]
+    latencies: list[float] = []
+    acked = [0]
+    failed = [0]
+    lock = threading.Lock()
+    stop = time.monotonic() + args.seconds
+    rss: list[float] = []
+    server = psutil.Process(proc.pid)
+
+    def client(n: int) -> None:
+        with httpx.Client(timeout=60) as http:
+            i = n
+            while time.monotonic() < stop:
+                t = time.perf_counter()
+                r = http.post(base + "/v1/traces", content=bodies[i % len(bodies)],
+                              headers={"content-type": "application/x-protobuf"})
+                dt = time.perf_counter() - t
+                with lock:
+                    if r.status_code == 200:
+                        acked[0] += args.batch
+                        latencies.append(dt * 1000)
+                    else:
+                        failed[0] += 1
+                i += args.clients
+
+    def sample() -> None:
+        while time.monotonic() < stop:
+            rss.append(server.memory_info().rss / 2**20)
+            time.sleep(1)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+    threads.append(threading.Thread(target=sample))
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    proc.terminate()
+    proc.wait(60)
+    latencies.sort()
+    print(f"store            {store_url.split('@')[-1]}")
+    print(f"batch x clients  {args.batch} spans/request x {args.clients} clients, {elapsed:.1f} s")
+    print(f"acknowledged     {acked[0]} spans = {acked[0] / elapsed:,.0f} spans/s ({failed[0]} non-200 replies)")
+    print(f"request latency  p50 {latencies[len(latencies) // 2]:.1f} ms, "
+          f"p99 {latencies[int(len(latencies) * 0.99)]:.1f} ms")
+    print(f"server RSS MiB   first {rss[0]:.0f}, max {max(rss):.0f}, last {rss[-1]:.0f} "
+          f"(per second: {' '.join(f'{x:.0f}' for x in rss)})")
+
+
+def fill(store, n: int) -> None:
+    """Synthetic spans: 4 deployments, 2 releases, 3 routes, 4 cohorts, one per millisecond."""
+    cols = ", ".join(schema.SPAN_COLUMNS)
+    pg = store.db.dialect.name == "postgres"
+    gen = "generate_series(0, ? - 1) AS g(i)" if pg else "range(?) AS g(i)"
+    mod, div = "%", ("/" if pg else "//")  # integer division
+    store.db.execute(f"""
+        INSERT INTO spans ({cols})
+        SELECT lpad(to_hex(i), 32, '0'), lpad(to_hex(i), 16, '0'), '', 'ChatCompletion', 'LLM',
+               1700000000000000000 + i * 1000000, 50 + (i * 7919) {mod} 1000, CASE WHEN i {mod} 50 = 0 THEN 'ERROR' ELSE 'OK' END,
+               NULL, 'gpt-4o-mini', 'openai', 42, 17, 59, 0.0001,
+               'dep-' || (i {mod} 4), 'rel-' || ((i {div} 4) {mod} 2), (ARRAY['stable', 'canary', 'fallback'])[(i {mod} 3) + 1],
+               (ARRAY['free', 'pro', 'enterprise', 'internal'])[((i {div} 3) {mod} 4) + 1],
+               i {mod} 3 = 2, i {mod} 10 = 0, NULL, NULL, NULL, NULL, 20 + i {mod} 200, true, 'bench', '{{}}', 0
+        FROM {gen}""", [n])
+    if pg:
+        schema.ensure_indexes(store)
+        store.db.execute("ANALYZE spans")
+    else:
+        store.db.execute("CHECKPOINT")
+
+
+def query(args) -> None:
+    for n in args.spans:
+        tmp = tempfile.mkdtemp(prefix="sluice-bench-")
+        store = open_store(args.store or f"duckdb:///{tmp}/q.duckdb")
+        if store.db.dialect.name == "postgres":
+            store.db.execute("TRUNCATE spans, feedback, span_evals")
+        t = time.perf_counter()
+        fill(store, n)
+        load_s = time.perf_counter() - t
+        q = MetricsQuery(deployment="dep-1", group_by=("release", "route", "cohort"))
+        times = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            rows = compute_metrics(store, q)
+            times.append((time.perf_counter() - t) * 1000)
+        print(f"{store.db.dialect.name:8} {n:>11,} spans (loaded in {load_s:.1f} s): metrics for one deployment "
+              f"({sum(r['requests'] for r in rows):,} requests, {len(rows)} groups) "
+              f"median {statistics.median(times):.0f} ms, min {min(times):.0f} ms over {args.repeat} runs")
+        store.close()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    i = sub.add_parser("ingest")
+    i.add_argument("--store")
+    i.add_argument("--seconds", type=float, default=20)
+    i.add_argument("--batch", type=int, default=1000)
+    i.add_argument("--clients", type=int, default=4)
+    q = sub.add_parser("query")
+    q.add_argument("--store")
+    q.add_argument("--spans", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    q.add_argument("--repeat", type=int, default=5)
+    args = p.parse_args()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    ingest(args) if args.cmd == "ingest" else query(args)
+
+
+if __name__ == "__main__":
+    main()
