@@ -123,7 +123,7 @@ def fill(store, n: int) -> None:
     """Synthetic spans: 4 deployments, 2 releases, 3 routes, 4 cohorts, one per millisecond."""
     cols = ", ".join(schema.SPAN_COLUMNS)
     pg = store.db.dialect.name == "postgres"
-    gen = "generate_series(0, ? - 1) AS g(i)" if pg else "range(?) AS g(i)"
+    gen = "generate_series(CAST(0 AS BIGINT), CAST(? AS BIGINT) - 1) AS g(i)" if pg else "range(?) AS g(i)"
     mod, div = "%", ("/" if pg else "//")  # integer division
     store.db.execute(f"""
         INSERT INTO spans ({cols})
