@@ -75,17 +75,19 @@ FACTS: tuple[Fact, ...] = (
          "Kundendaten werden in Frankfurt gespeichert, und der AVV steht im Admin-Bereich zum Download bereit."),
 )
 
+# (question, tool, arguments, answer, tool result the agent saw) — the tool result is part of the
+# context an answer must be grounded in, as it is in an agent's trace
 TOOL_CASES = (
     ("Where is my order {n}?", "lookup_order", lambda n: {"order_id": str(n)},
-     "Order {n} shipped yesterday and arrives within 2 business days.", "kb-shipping",
-     "Orders ship from the Leipzig warehouse. Standard delivery takes 2 business days after shipping."),
+     "Order {n} shipped yesterday and arrives within 2 business days.",
+     "lookup_order(order_id={n}): status shipped yesterday from the Leipzig warehouse; delivery within 2 business days."),
     ("Please cancel the subscription on account ACME-{n}.", "cancel_subscription", lambda n: {"account_id": f"ACME-{n}"},
-     "The subscription on account ACME-{n} is cancelled at the end of the current period.", "kb-cancel",
-     "Cancellations take effect at the end of the current billing period. Data is kept for 30 days."),
+     "The subscription on account ACME-{n} is cancelled at the end of the current period.",
+     "cancel_subscription(account_id=ACME-{n}): subscription cancelled at the end of the current period; data kept for 30 days."),
     ("Our dashboard has been down for an hour, ticket number please! Account ACME-{n}.", "create_ticket",
      lambda n: {"account_id": f"ACME-{n}", "priority": "high"},
-     "I opened a high-priority ticket for account ACME-{n}; the on-call team is notified.", "kb-tickets",
-     "Outages are filed as high-priority tickets. The on-call team is paged for high-priority tickets."),
+     "I opened a high-priority ticket for account ACME-{n}; the on-call team is notified.",
+     "create_ticket(account_id=ACME-{n}, priority=high): high-priority ticket opened; the on-call team is notified."),
 )
 
 REFUSALS = (
@@ -120,12 +122,12 @@ def build_rows(seed: int = 7) -> list[dict]:
                                     "expected_answer": REFUSAL_ANSWER, "policy_labels": ["no_pii", "must_refuse"],
                                     "metadata": {"source": "demo", "kind": "refusal"}})
             elif cohort == "tool-heavy":
-                q, tool, args, answer, doc_id, doc = TOOL_CASES[i % len(TOOL_CASES)]
+                q, tool, args, answer, result = TOOL_CASES[i % len(TOOL_CASES)]
                 rows.append(base | {"input": {"question": q.format(n=n)},
-                                    "context": [{"id": doc_id, "text": doc}, _doc(rng)],
+                                    "context": [{"id": f"tool:{tool}", "text": result.format(n=n)}, _doc(rng)],
                                     "expected_answer": answer.format(n=n),
                                     "expected_tool": {"name": tool, "arguments": args(n)},
-                                    "metadata": {"source": "demo", "kind": "tool", "fact": doc_id}})
+                                    "metadata": {"source": "demo", "kind": "tool", "tool": tool}})
             else:
                 fact = facts[i % len(facts)]
                 q = fact.questions[(i // len(facts)) % len(fact.questions)]

@@ -67,7 +67,10 @@ GATE_YAML = """# Gate policy: what the candidate must show against the baseline,
 version: 1
 confidence: 0.95          # confidence level of every interval the verdict relies on
 thresholds:
-  max_regression: 0.05    # pass-rate drop allowed vs baseline, judged on the confidence bound
+  # pass-rate drop allowed vs baseline, judged on the confidence bound. With 48 rows per cohort the
+  # 95% bound of an unchanged pass rate is about -0.07, so a tighter limit could never be shown to
+  # hold here: tighten it as the cohorts grow.
+  max_regression: 0.10
 evaluators:
   - name: groundedness    # every claim of the answer must be supported by the retrieved context
     critical: true

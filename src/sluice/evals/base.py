@@ -65,8 +65,17 @@ class BaseEvaluator:
         missing = [f for f in self.requires if is_missing(f, fields.get(f))]
         if missing:
             return self.error(f"missing required field{'s' if len(missing) > 1 else ''}: "
-                              f"{', '.join(missing)}", {"missing_fields": missing})
+                              f"{', '.join(missing)}",
+                              {"missing_fields": missing, "not_applicable": applies_not(missing)})
         return self.score(fields)
+
+    def not_applicable(self, fields: dict[str, Any]) -> EvalResult | None:
+        """The not-applicable result when the row lacks what this evaluator judges against."""
+        missing = [f for f in self.requires if f not in OUTPUT_FIELDS and is_missing(f, fields.get(f))]
+        if not missing:
+            return None
+        return self.error(f"not applicable: the row has no {', '.join(missing)}",
+                          {"missing_fields": missing, "not_applicable": True})
 
     def score(self, fields: dict[str, Any]) -> EvalResult:
         raise NotImplementedError
@@ -97,6 +106,16 @@ class BaseEvaluator:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(threshold={self.threshold})"
+
+
+# what the target produces; everything else an evaluator reads comes from the dataset row
+OUTPUT_FIELDS = frozenset({"response", "tool_calls", "latency_ms", "cost", "usage"})
+
+
+def applies_not(missing: list[str]) -> bool:
+    """A row that lacks an expectation (expected tool, context...) is outside the evaluator's scope;
+    an output that lacks a response is not, and must stay visible as an error."""
+    return all(f not in OUTPUT_FIELDS for f in missing)
 
 
 def safe_evaluate(ev: Evaluator, fields: dict[str, Any]) -> EvalResult:

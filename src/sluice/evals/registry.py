@@ -175,9 +175,11 @@ def _target_failed(ev: Evaluator, output: RowOutput) -> EvalResult:
 def evaluate_row(ev: Evaluator, row: Row, output: RowOutput,
                  tools: Sequence[Any] | None = None) -> EvalResult:
     """Score one row. A target error or an evaluator exception gives an error result."""
+    fields = row_fields(row, output, tools)
     if output.error is not None:
-        return _target_failed(ev, output)
-    return safe_evaluate(ev, row_fields(row, output, tools))
+        na = getattr(ev, "not_applicable", None)
+        return (na(fields) if na else None) or _target_failed(ev, output)
+    return safe_evaluate(ev, fields)
 
 
 def evaluate_rows(evaluators: Sequence[Evaluator], pairs: Iterable[tuple[Row, RowOutput]],
@@ -198,9 +200,11 @@ def evaluate_rows(evaluators: Sequence[Evaluator], pairs: Iterable[tuple[Row, Ro
     ok = [i for i, (_, out) in enumerate(pairs) if out.error is None]
     fields = {i: row_fields(pairs[i][0], pairs[i][1], tools) for i in ok}
     for ev, label in zip(evaluators, labels):
-        for i, (_, out) in enumerate(pairs):
+        for i, (row, out) in enumerate(pairs):
             if out.error is not None:
-                results[i][label] = _target_failed(ev, out)
+                na = getattr(ev, "not_applicable", None)
+                skipped = na(row_fields(row, out, tools)) if na else None
+                results[i][label] = skipped or _target_failed(ev, out)
         for start in range(0, len(ok), chunk_size):
             idx = ok[start:start + chunk_size]
             batch = [fields[i] for i in idx]

@@ -20,6 +20,18 @@ should so some such than that the their theirs them themselves then there these 
 through thus to too under until up upon us very via was we were what when where whether which
 while who whom whose why will with within without would yes yet you your yours yourself
 yourselves sure okay ok well certainly indeed here's there's it's that's let's i'm you're
+""".split()) | frozenset(
+    # German, French and Spanish function words: German capitalises nouns and the formal "Sie",
+    # so without these a correct German answer looks like it invents names.
+    """
+der die das den dem des ein eine einer einem einen und oder aber nicht kein keine ist sind war
+wird werden kann können muss müssen mit von zu zum zur im in am an auf aus bei für über unter
+nach vor als auch nur noch schon sie ihr ihre ihnen wir uns ich du er es man sich hier dort wie
+was wer wo wann ob dass wenn dann bitte gerne
+le la les un une des du de et ou mais ne pas est sont avec pour par sur dans au aux vous nous
+il elle ils elles je tu on se ce cette ces qui que quoi
+el los las uno una unos unas y o pero no es son con para por en del al usted ustedes nosotros
+él ella ellos yo tú se este esta estos que quien
 """.split())
 
 NEGATIONS = frozenset({"not", "no", "never", "none", "nor", "cannot", "without", "neither",
@@ -32,7 +44,7 @@ NUMBER_WORDS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+\s*")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
-_WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")  # letters of any script, not only ASCII
 _NUMBER = re.compile(r"(?<![A-Za-z0-9.])[-+]?\d[\d,]*(?:\.\d+)?")
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{3,200})[\"“”]")
 _ABBREV = re.compile(r"\b(?:e\.g|i\.e|etc|vs|Mr|Mrs|Ms|Dr|Inc|Ltd|Co|St|approx|No)\.$")

@@ -105,6 +105,8 @@ def _eval_checks(policy: GatePolicy, m: EvalMeasure) -> list[Check]:
     t = policy.thresholds_for(m.evaluator, None if m.cohort == ALL else m.cohort)
     crit = policy.is_critical(m.evaluator)
     out: list[Check] = []
+    if not (m.n_candidate or m.n_baseline or m.eval_errors_candidate or m.eval_errors_baseline):
+        return out  # no row of this cohort is in the evaluator's scope (e.g. no expected tool)
     if t.min_pass_rate is not None:
         out.append(_bound_check(policy, "pass_rate", "pass rate", m.evaluator, m.cohort, m.pass_rate_candidate,
                                 m.pass_rate_candidate_ci, t.min_pass_rate, "min", crit))

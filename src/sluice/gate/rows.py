@@ -67,10 +67,12 @@ def side_arrays(rows: list[Row], records: Mapping[str, RowRecord], evaluators: M
                 s.target_error[i] = True
                 s.error_kinds.append(out.error_kind or "error")
         for name in evaluators:
+            res = rec.evals.get(name) if rec is not None else None
+            if res is not None and res.details.get("not_applicable"):
+                continue  # the row is outside this evaluator's scope: neither judged nor an error
             if s.target_error[i]:
                 s.valid[name][i] = target_errors == "fail"  # a failed row scores 0 and fails
                 continue
-            res = rec.evals.get(name) if rec is not None else None
             if res is None or res.error is not None:
                 s.eval_error[name][i] = True
                 continue

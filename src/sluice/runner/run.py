@@ -116,7 +116,8 @@ async def run_release(release: Any, rows: Iterable[Row | Mapping[str, Any]], *, 
         elif run.status != "running":
             store.update_run(run.id, status="running", summary=run.summary)
         records: dict[str, dict[str, Any]] = dict(stored)
-        pending = [(r, j) for r, j in items if r.id not in stored]
+        # rows stored with a target error are tried again: an upstream that was down is not an answer
+        pending = [(r, j) for r, j in items if r.id not in stored or (stored[r.id].get("output") or {}).get("error")]
         cache_params = model.responder.params.as_request() if model.target.type == "chat" else {}
         keys = {r.id: digest_of({"release": digest, "row": j, "params": cache_params}) for r, j in pending} \
             if use_cache else {}

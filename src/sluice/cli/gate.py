@@ -1,0 +1,37 @@
+"""``sluice gate``: the CI entry point. Exit 0 pass, 1 fail, 2 inconclusive, 3 usage or config
+error, 4 data error, 5 target or upstream errors beyond the policy's error budget."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from sluice.cli import context
+from sluice.gate.report.terminal import render_terminal
+from sluice.workflow import gate as gate_flow
+
+
+def gate(
+    candidate: str = typer.Option(..., "--candidate", help="release under test: name@version, digest or path"),
+    baseline: str = typer.Option(..., "--baseline", help="the production release to compare against"),
+    dataset: str = typer.Option(..., "--dataset", help="NAME or NAME@VERSION"),
+    policy: str = typer.Option(None, "--policy", help="gate.yaml (default: no regression beyond 0.02 per evaluator)"),
+    json: str = typer.Option(None, "--json", help="write the JSON report here"),
+    junit: str = typer.Option(None, "--junit", help="write a JUnit XML report here"),
+    markdown: str = typer.Option(None, "--markdown", help="write a Markdown summary (PR comment) here"),
+    html: str = typer.Option(None, "--html", help="write the HTML report here (default: in reports_dir)"),
+    fresh: bool = typer.Option(False, "--fresh", help="ignore cached responses and stored runs"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+) -> None:
+    """Compare a candidate release with the baseline on a dataset and give a verdict."""
+    settings = context.settings()
+    opts = gate_flow.GateOptions(candidate=candidate, baseline=baseline, dataset=dataset, policy=policy, json=json,
+                                 junit=junit, markdown=markdown, html=html, fresh=fresh,
+                                 progress=not quiet and sys.stderr.isatty(), reports_dir=settings.reports_dir)
+    outcome = gate_flow.run(context.store(), settings, opts, context.console_err())
+    render_terminal(outcome.result, context.console())
+    for path in outcome.reports:
+        context.console().print(f"report: {path}")
+    context.console().print(f"gate {outcome.record.id}: [bold]{outcome.result.verdict}[/] (exit {outcome.result.exit_code})")
+    raise typer.Exit(outcome.result.exit_code)
