@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice.errors import ConfigError, Location
+from sluice.telemetry.config import TelemetrySettings
 from sluice.yamlio import load_yaml, validate_model
 
 DEFAULT_FILE = "sluice.yaml"
@@ -49,6 +50,7 @@ class Settings(Strict):
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     source: str | None = Field(default=None, exclude=True)  # the file these came from
 
 

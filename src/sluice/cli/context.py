@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -19,8 +20,9 @@ class _State:
 
 
 _state = _State()
-_out = Console(highlight=False, soft_wrap=True)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Off a terminal (CI logs, pipes) rich would wrap at 80 columns and squash the gate tables.
+_out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
+_err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 150)
 
 
 def configure(config_path: str | None, store_url: str | None) -> None:

@@ -33,13 +33,17 @@ def _root(
 
 
 def _register() -> None:
-    from sluice.cli import dataset, demo, gate, init, release
+    from sluice.cli import dataset, demo, gate, init, keys, metrics, release, serve
 
+    dataset.app.command("from-traces", help=metrics.dataset_from_traces.__doc__)(metrics.dataset_from_traces)
     app.add_typer(release.app, name="release", help="Register, list, show and diff releases.")
-    app.add_typer(dataset.app, name="dataset", help="Import, list, show and export datasets.")
+    app.add_typer(dataset.app, name="dataset", help="Import, list, show, export and sample datasets.")
     app.command("gate", help=gate.gate.__doc__)(gate.gate)
     app.command("demo", help=demo.demo.__doc__)(demo.demo)
     app.command("init", help=init.init.__doc__)(init.init)
+    app.command("serve", help=serve.serve.__doc__)(serve.serve)
+    app.command("metrics", help=metrics.metrics.__doc__)(metrics.metrics)
+    app.add_typer(keys.app, name="keys", help="Create, list and revoke API keys.")
 
 
 def main(argv: list[str] | None = None) -> int:

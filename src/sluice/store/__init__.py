@@ -16,8 +16,14 @@ DEFAULT_URL = "duckdb:///.sluice/sluice.duckdb"
 __all__ = ["DEFAULT_URL", "DatasetRecord", "GateRecord", "ReleaseRecord", "RunRecord", "SqlStore", "Store", "open_store"]
 
 
+def _register_migrations() -> None:
+    """Import the modules that add tables, so one migration run creates the whole schema."""
+    import sluice.telemetry.schema  # noqa: F401  (spans, feedback, span evals, API keys)
+
+
 def open_store(url: str = DEFAULT_URL, *, migrate: bool = True) -> SqlStore:
     """Connect and bring the schema up to date."""
+    _register_migrations()
     if url.startswith("duckdb://"):
         store = SqlStore(DuckDatabase(_connect_duckdb(url), DUCKDB), url)
     elif url.startswith(("postgresql://", "postgres://")):

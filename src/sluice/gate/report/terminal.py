@@ -11,6 +11,7 @@ from sluice.gate.measures import ALL
 from sluice.gate.report.table import ICON, interval, ms, pvalue, rate, side_line, signed, table_rows
 from sluice.gate.result import GateResult
 
+MAX_REASONS = 12  # the full list is in every file report
 COLOUR = {"pass": "green", "fail": "red", "inconclusive": "yellow", "skipped": "dim", "error": "magenta", "-": "dim"}
 
 
@@ -23,15 +24,16 @@ def banner(result: GateResult) -> Panel:
 def eval_table(result: GateResult) -> Table:
     pct = f"{result.confidence * 100:g}% CI"
     t = Table(title="Evaluators by cohort (candidate − baseline, paired)", header_style="bold")
-    for col, justify in (("evaluator", "left"), ("cohort", "left"), ("rows", "right"), ("baseline", "right"),
-                         ("candidate", "right"), ("Δ pass", "right"), (pct, "right"), ("↓/↑", "right"),
-                         ("McNemar p", "right"), ("Δ score", "right"), (f"score {pct}", "right"), ("", "left")):
-        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for col, justify in (("evaluator", "left"), ("cohort", "left"), ("rows", "right"), ("pass base→cand", "right"),
+                         (f"Δ pass ({pct})", "right"), ("↓/↑", "right"), ("p", "right"),
+                         (f"Δ score ({pct})", "right"), ("", "left")):
+        t.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for r in table_rows(result):
         m = r.measure
-        t.add_row(m.evaluator, r.cohort_label, str(m.n_rows), rate(m.pass_rate_baseline), rate(m.pass_rate_candidate),
-                  signed(m.pass_delta), interval(m.pass_delta_ci), f"{m.baseline_only}/{m.candidate_only}",
-                  pvalue(m.mcnemar_p), signed(m.score_delta, pct=False), interval(m.score_delta_ci, pct=False),
+        t.add_row(m.evaluator, r.cohort_label, str(m.n_rows),
+                  f"{rate(m.pass_rate_baseline)}→{rate(m.pass_rate_candidate)}",
+                  f"{signed(m.pass_delta)} {interval(m.pass_delta_ci)}", f"{m.baseline_only}/{m.candidate_only}",
+                  pvalue(m.mcnemar_p), f"{signed(m.score_delta, pct=False)} {interval(m.score_delta_ci, pct=False)}",
                   Text(f"{ICON[r.status]} {r.status}", style=COLOUR[r.status]))
     return t
 
@@ -43,7 +45,7 @@ def latency_table(result: GateResult) -> Table:
         t.add_column(col, justify="left" if col == "cohort" else "right")
     for lat in result.latency:
         cost = result.cost_for(lat.cohort)
-        fmt = (lambda x: "–" if x is None else f"{x:.5f}")
+        fmt = (lambda x: "–" if x is None else f"${x:.3g}")
         t.add_row("all rows" if lat.cohort == ALL else lat.cohort,
                   *(ms(side.get(k)) for k in ("p50", "p95", "p99") for side in (lat.baseline_ms, lat.candidate_ms)),
                   fmt(cost.cost_baseline if cost else None), fmt(cost.cost_candidate if cost else None))
@@ -57,8 +59,11 @@ def render_terminal(result: GateResult, console: Console | None = None) -> None:
     console.print(latency_table(result))
     if result.reasons:
         console.print(Text("Why", style="bold"))
-        for reason in result.reasons:
+        for reason in result.reasons[:MAX_REASONS]:
             console.print(Text(f"  • {reason}"))
+        if len(result.reasons) > MAX_REASONS:
+            console.print(Text(f"  … and {len(result.reasons) - MAX_REASONS} more in the JSON, Markdown or HTML "
+                               "report", style="dim"))
     for warning in result.warnings:
         console.print(Text(f"  warning: {warning}", style="yellow"))
     if result.regressed_row_count:
