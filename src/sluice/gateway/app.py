@@ -1,0 +1,352 @@
+"""The gateway's ASGI endpoints: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+
+Pure ASGI handlers (no request/response objects, no middleware) keep the per-request CPU small;
+``Gateway.router`` wraps them in Starlette routes so ``sluice serve`` can include them next to the
+rest of its API, and ``Gateway`` itself is a complete ASGI app for standalone use.
+
+The request path touches no store: releases are resolved and prepared in ``make_gateway``; API
+keys are checked through the server's ``KeyRing`` (cached); spans go to the shared ``SpanWriter``
+queue after the response has been sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import APIRouter
+from starlette.routing import Route
+
+from sluice.errors import ConfigError, Location, NotFoundError, SluiceError
+from sluice.gateway import protocol
+from sluice.gateway.breaker import Breakers
+from sluice.gateway.config import GatewaySettings
+from sluice.gateway.execute import Candidate, GatewayFailure, Trail, guard, render_cached, run_with_fallbacks
+from sluice.gateway.mirror import Mirror, MirrorJob
+from sluice.gateway.releases import BadRequest, PreparedRelease, prepare
+from sluice.gateway.routing import CANARY, FALLBACK, SHADOW, STABLE, Identifier, choose_arm, mirror_this
+from sluice.gateway.spans import RequestRecord, SpanSink, new_span_id, new_trace_id, now_ns, parse_traceparent
+from sluice.gateway.streaming import serve_stream
+from sluice.gateway.upstream import complete, make_client
+from sluice.release.registry import resolve_bundle
+
+PIN_HEADER = "x-sluice-release"
+
+
+@dataclass
+class ResolvedDeployment:
+    name: str
+    config: Any  # config.Deployment
+    stable: PreparedRelease
+    canary: PreparedRelease | None
+    shadow: PreparedRelease | None
+    stable_chain: list[Candidate]
+    canary_chain: list[Candidate]
+
+    def releases(self) -> list[tuple[str, PreparedRelease]]:
+        out = [(STABLE, self.stable)]
+        if self.canary is not None:
+            out.append((CANARY, self.canary))
+        if self.shadow is not None:
+            out.append((SHADOW, self.shadow))
+        return out
+
+
+def chain_of(release: PreparedRelease, route: str) -> list[Candidate]:
+    return [Candidate(release, t, route if i == 0 else FALLBACK) for i, t in enumerate(release.chain)]
+
+
+class _Endpoint:
+    """A non-function callable, so Starlette's ``Route`` treats it as a raw ASGI app."""
+
+    def __init__(self, handler):
+        self.handler = handler
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.handler(scope, receive, send)
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, deployments: dict[str, ResolvedDeployment], *,
+                 span_writer: Any | None = None, keyring: Any | None = None,
+                 client: httpx.AsyncClient | None = None):
+        self.settings = settings
+        self.deployments = deployments
+        self.keyring = keyring
+        self.spans = SpanSink(span_writer)
+        self.identifier = Identifier(settings)
+        self.breakers = Breakers(settings.breaker_failures, settings.breaker_cooldown_s)
+        self.shadow_breakers = Breakers(settings.breaker_failures, settings.breaker_cooldown_s)
+        self.shadow_settings = settings.model_copy(update={"retries": 0})
+        self.mirror = Mirror(self._shadow, settings.mirror_queue, settings.mirror_workers)
+        self._client = client
+        self._owns_client = client is None
+        self._models_body = orjson.dumps({"object": "list", "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": "sluice"} for name in sorted(deployments)]})
+        self.requests = 0
+
+    # lifecycle -----------------------------------------------------------------------------
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = make_client()
+        return self._client
+
+    async def startup(self) -> None:
+        self.mirror.start()
+
+    async def shutdown(self) -> None:
+        await self.mirror.drain()
+        await self.mirror.stop()
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @asynccontextmanager
+    async def lifespan(self, app: Any = None):
+        await self.startup()
+        try:
+            yield
+        finally:
+            await self.shutdown()
+
+    @property
+    def router(self) -> APIRouter:
+        """Routes to include in the server app (``create_app(..., routers=[gateway.router])``)."""
+        router = APIRouter(lifespan=self.lifespan)
+        router.routes.append(Route("/v1/chat/completions", _Endpoint(self.chat), methods=["POST"]))
+        router.routes.append(Route("/v1/models", _Endpoint(self.models), methods=["GET"]))
+        return router
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Standalone ASGI app (lifespan + the two routes)."""
+        if scope["type"] == "lifespan":
+            await protocol.run_lifespan(receive, send, self.startup, self.shutdown)
+            return
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/v1/chat/completions" and method == "POST":
+            await self.chat(scope, receive, send)
+        elif path == "/v1/models" and method == "GET":
+            await self.models(scope, receive, send)
+        else:
+            await protocol.send_error(send, GatewayFailure(404, f"no route {method} {path}", "invalid_request_error",
+                                                           "not_found"), [])
+
+    # handlers ------------------------------------------------------------------------------
+    async def models(self, scope, receive, send) -> None:
+        try:
+            self._authorize(scope, protocol.headers_of(scope))
+        except GatewayFailure as f:
+            await protocol.send_error(send, f, [])
+            return
+        await protocol.send_json(send, 200, self._models_body, [])
+
+    async def chat(self, scope, receive, send) -> None:
+        self.requests += 1
+        started = time.perf_counter()
+        headers = protocol.headers_of(scope)
+        parent = parse_traceparent(headers.get("traceparent"))
+        trace_id, parent_id = parent or (new_trace_id(), "")
+        rec = RequestRecord(trace_id=trace_id, span_id=new_span_id(), parent_id=parent_id, start_ns=now_ns(),
+                            started=started, deployment="")
+        trace_header = [(b"x-sluice-trace-id", trace_id.encode())]
+        try:
+            key = self._authorize(scope, headers)
+            raw = await protocol.read_body(receive, headers, self.settings.max_body_bytes)
+            rec.input_text = _text(raw, self.settings.capture_content_chars)
+            body = protocol.parse_request(raw)
+            rec.deployment = body["model"][:200]
+            rec.stream = bool(body.get("stream"))
+            dep = self.deployments.get(body["model"])
+            if dep is None:
+                raise GatewayFailure(404, f"The model '{body['model'][:200]}' does not exist: it is not a deployment "
+                                     f"of this gateway (GET /v1/models lists them)", "invalid_request_error",
+                                     "model_not_found")
+            ident = self.identifier.identify(body, headers)
+            rec.cohort, rec.user, rec.session = ident.cohort, ident.user_key, ident.session_id
+            chain = self._route(dep, ident, headers.get(PIN_HEADER), key, rec)
+            if dep.shadow is not None and not rec.pinned and mirror_this(dep.name, dep.config, ident):
+                self.mirror.offer(MirrorJob(dep.name, dep.shadow, body, ident.cohort, ident.user_key,
+                                            ident.session_id, trace_id, rec.span_id))
+            routed = [(b"x-sluice-cohort", protocol.header_value(ident.cohort))] + trace_header
+            deadline = time.monotonic() + self.settings.deadline_s
+            if rec.stream:
+                await serve_stream(self, scope, receive, send, body, chain, deadline, rec, routed)
+            else:
+                await self._complete(send, body, chain, deadline, rec, routed)
+        except GatewayFailure as f:
+            rec.status, rec.error_type, rec.error_message, rec.http_status = "error", f.kind, f.message, f.status
+            extra = trace_header + ([(b"x-sluice-release", rec.release.encode()), (b"x-sluice-route", rec.route.encode())]
+                                    if rec.release else [])
+            await protocol.send_error(send, f, extra)
+        except protocol.ClientGone:
+            rec.status, rec.error_type, rec.http_status = "error", "client_disconnected", 499
+        finally:
+            self.spans.submit(rec, protocol.app_state(scope, "writer"))
+
+    def _authorize(self, scope, headers: dict[str, str]) -> Any:
+        """The caller's key (None while the server runs without keys)."""
+        ring = self.keyring or protocol.app_state(scope, "keyring")
+        if ring is None or not ring.enforced():
+            return None
+        token = protocol.bearer(headers)
+        if token is None:
+            raise GatewayFailure(401, "missing API key (Authorization: Bearer <key>)", "invalid_request_error",
+                                 "missing_api_key")
+        key = ring.verify(token)
+        if key is None:
+            raise GatewayFailure(401, "invalid or revoked API key", "invalid_request_error", "invalid_api_key")
+        return key
+
+    def _route(self, dep: ResolvedDeployment, ident, pin: str | None, key: Any, rec: RequestRecord) -> list[Candidate]:
+        if pin:
+            if key is not None and getattr(key, "scope", None) != "admin":
+                raise GatewayFailure(403, f"pinning a release with {PIN_HEADER} needs an admin key",
+                                     "invalid_request_error", "pin_forbidden")
+            for route, release in dep.releases():
+                if _pin_matches(pin, release):
+                    rec.pinned = True
+                    rec.route, rec.release, rec.release_ref = route, release.digest, release.ref
+                    return chain_of(release, route)
+            raise GatewayFailure(400, f"{PIN_HEADER}: '{pin[:100]}' is none of deployment {dep.name}'s releases",
+                                 "invalid_request_error", "unknown_release")
+        arm = choose_arm(dep.name, dep.config, ident)
+        release = dep.canary if arm == CANARY else dep.stable
+        rec.route, rec.release, rec.release_ref = arm, release.digest, release.ref
+        return dep.canary_chain if arm == CANARY else dep.stable_chain
+
+    async def _complete(self, send, body: dict[str, Any], chain: list[Candidate], deadline: float,
+                        rec: RequestRecord, routed: list) -> None:
+        rendered: dict[int, list] = {}
+
+        async def attempt(cand: Candidate, remaining: float):
+            msgs = render_cached(rendered, cand.release, body)
+            return await complete(self.client, cand.target, cand.release.body(body, msgs, cand.target, False), remaining)
+
+        trail = Trail()
+        try:
+            cand, result = await run_with_fallbacks(chain, attempt, self.settings, self.breakers, deadline, trail)
+
+            async def retry():
+                remaining = max(deadline - time.monotonic(), 0.001)
+                async with asyncio.timeout(remaining):
+                    return await attempt(cand, remaining)
+
+            result, rec.guardrail, blocked = await guard(cand, result, lambda r: protocol.view_of(r.data), retry, trail)
+        finally:
+            _apply_trail(rec, trail)
+        self._answered(rec, cand, result.data)
+        raw = (protocol.blocked_completion(result.data, cand.release.guardrails.block_message(rec.guardrail))
+               if blocked else result.raw)
+        await protocol.send_json(send, 200, raw, routed + _release_headers(rec))
+
+    def _answered(self, rec: RequestRecord, cand: Candidate, data: dict[str, Any]) -> None:
+        rec.route, rec.release, rec.release_ref = cand.route, cand.release.digest, cand.release.ref
+        rec.fallback_used = cand.route == FALLBACK
+        rec.model = data.get("model") or cand.target.model
+        rec.provider = cand.target.provider
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
+        rec.usage = usage
+        if usage:
+            rec.cost = cand.release.price(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        if self.settings.capture_content_chars and "choices" in data:
+            msg = (data["choices"][0] or {}).get("message") or {}
+            rec.output_text = _text(msg.get("content") or "", self.settings.capture_content_chars)
+
+    # shadow --------------------------------------------------------------------------------
+    async def _shadow(self, job: MirrorJob) -> None:
+        rec = RequestRecord(trace_id=job.trace_id, span_id=new_span_id(), parent_id=job.parent_span_id,
+                            start_ns=now_ns(), started=time.perf_counter(), deployment=job.deployment,
+                            route=SHADOW, release=job.release.digest, release_ref=job.release.ref,
+                            cohort=job.cohort, user=job.user, session=job.session)
+        trail = Trail()
+        release: PreparedRelease = job.release
+        try:
+            msgs = release.render(job.request["messages"])
+
+            async def attempt(cand: Candidate, remaining: float):
+                return await complete(self.client, cand.target, release.body(job.request, msgs, cand.target, False),
+                                      remaining)
+
+            chain = [Candidate(release, t, SHADOW) for t in release.chain]
+            deadline = time.monotonic() + self.settings.deadline_s
+            cand, result = await run_with_fallbacks(chain, attempt, self.shadow_settings, self.shadow_breakers,
+                                                    deadline, trail)
+            rec.guardrail = release.guardrails.check(protocol.view_of(result.data)).outcome()
+            self._answered(rec, cand, result.data)
+            rec.route = SHADOW
+            rec.fallback_used = cand.target is not release.chain[0]
+        except (GatewayFailure, BadRequest) as f:
+            rec.status, rec.error_type, rec.error_message = "error", getattr(f, "kind", "bad_request"), f.message
+        finally:
+            _apply_trail(rec, trail)
+            self.spans.submit(rec)
+
+    def stats(self) -> dict[str, int]:
+        return {"requests": self.requests, "spans_submitted": self.spans.submitted,
+                "spans_dropped": self.spans.dropped, "mirror_enqueued": self.mirror.enqueued,
+                "mirror_dropped": self.mirror.dropped, "mirror_completed": self.mirror.completed,
+                "mirror_failed": self.mirror.failed, "circuits_opened": self.breakers.opened}
+
+
+def _apply_trail(rec: RequestRecord, trail: Trail) -> None:
+    rec.attempts, rec.upstream_s = trail.attempts, rec.upstream_s + trail.upstream_s
+    rec.errors = trail.errors
+
+
+def _release_headers(rec: RequestRecord) -> list[tuple[bytes, bytes]]:
+    return [(b"x-sluice-release", rec.release.encode()), (b"x-sluice-route", rec.route.encode())]
+
+
+def _text(value: bytes | str, limit: int) -> str | None:
+    if limit <= 0:
+        return None
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _pin_matches(pin: str, release: PreparedRelease) -> bool:
+    pin = pin.strip()
+    hexpart = release.digest.removeprefix("sha256:")
+    if pin == release.digest or pin == release.ref:
+        return True
+    bare = pin.removeprefix("sha256:")
+    return len(bare) >= 6 and hexpart.startswith(bare.lower())
+
+
+def make_gateway(settings: GatewaySettings, store: Any, span_writer: Any | None = None, *,
+                 keyring: Any | None = None, client: httpx.AsyncClient | None = None) -> Gateway:
+    """Resolve every deployment's releases in ``store`` once and build the gateway.
+
+    ``span_writer`` / ``keyring`` default to the mounting app's ``app.state.writer`` /
+    ``app.state.keyring`` (what ``sluice.server.app.create_app`` sets). Raises ``ConfigError``
+    naming ``gateway.deployments.<name>.<field>`` for a release that cannot be served.
+    """
+    prepared: dict[str, PreparedRelease] = {}
+
+    def get(ref: str, field: str) -> PreparedRelease:
+        if ref not in prepared:
+            try:
+                prepared[ref] = prepare(resolve_bundle(store, ref))
+            except (ConfigError, NotFoundError) as e:
+                raise ConfigError(e.message, Location(field=f"gateway.deployments.{field}")) from None
+        return prepared[ref]
+
+    deployments: dict[str, ResolvedDeployment] = {}
+    for name, dep in settings.deployments.items():
+        stable = get(dep.stable, f"{name}.stable")
+        canary = get(dep.canary.release, f"{name}.canary.release") if dep.canary else None
+        shadow = get(dep.shadow.release, f"{name}.shadow.release") if dep.shadow else None
+        stable_chain = chain_of(stable, STABLE)
+        canary_chain = chain_of(canary, CANARY) if canary else []
+        if canary and dep.fallback_to_stable:
+            canary_chain += [Candidate(stable, t, FALLBACK) for t in stable.chain]
+        deployments[name] = ResolvedDeployment(name, dep, stable, canary, shadow, stable_chain, canary_chain)
+    return Gateway(settings, deployments, span_writer=span_writer, keyring=keyring, client=client)

@@ -1,0 +1,194 @@
+"""The release's guardrails, checked on every response the gateway returns (fallbacks included).
+
+Checks are compiled once per release: JSON schemas into validators, patterns into regexes.
+A ``json_schema`` guardrail validates tool-call arguments when the response calls tools (only the
+tool named in ``args.tool`` when given), else the content parsed as JSON (structured output).
+``pii`` looks for e-mail addresses, US social-security numbers, card numbers that pass the Luhn
+check and phone numbers (``args.kinds`` narrows the list). ``evaluator`` guardrails run offline
+only (the gate), never inline here, and are reported as skipped.
+
+The strongest action among the violations decides: ``block`` > ``repair`` > ``log``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import jsonschema
+import yaml
+
+from sluice.errors import ConfigError
+from sluice.release.model import Guardrail
+
+PII_PATTERNS = {
+    "email": re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b"),
+    "ssn": re.compile(r"\b\d{3}-\d{2}-\d{4}\b"),
+    "card": re.compile(r"\b(?:\d[ \-]?){13,19}\b"),
+    "phone": re.compile(r"(?<![\w])\+?\d{1,3}?[ .\-]?\(?\d{3}\)?[ .\-]\d{3}[ .\-]\d{4}\b"),
+}
+ACTION_RANK = {"log": 0, "repair": 1, "block": 2}
+DEFAULT_BLOCK_MESSAGE = "This response was withheld by a safety policy."
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseView:
+    """What guardrails look at: the assistant's text and its tool calls (name, raw arguments)."""
+
+    content: str
+    tool_calls: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    guardrail: str
+    action: str
+    reason: str
+
+
+@dataclass
+class Verdict:
+    violations: list[Violation] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def action(self) -> str | None:
+        """The strongest action to take, None when every check passed."""
+        if not self.violations:
+            return None
+        return max((v.action for v in self.violations), key=ACTION_RANK.__getitem__)
+
+    def outcome(self) -> str:
+        """``pass`` or ``<action>:<guardrail>[,<guardrail>]`` for the span."""
+        action = self.action
+        if action is None:
+            return "pass"
+        return f"{action}:" + ",".join(sorted({v.guardrail for v in self.violations if v.action == action}))
+
+
+Check = Callable[[ResponseView], str | None]  # the reason of a violation, None when it passes
+
+
+@dataclass
+class Guardrails:
+    checks: list[tuple[Guardrail, Check]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    messages: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def blocking(self) -> bool:
+        """Whether some guardrail can change the response (so a stream must be held back)."""
+        return any(g.action != "log" for g, _ in self.checks)
+
+    def block_message(self, outcome: str) -> str:
+        """The safe answer for an outcome ``block:<guardrail>[,...]``: the first one's message."""
+        for name in outcome.partition(":")[2].split(","):
+            if name in self.messages:
+                return self.messages[name]
+        return DEFAULT_BLOCK_MESSAGE
+
+    def check(self, view: ResponseView) -> Verdict:
+        verdict = Verdict(skipped=list(self.skipped))
+        for g, check in self.checks:
+            reason = check(view)
+            if reason is not None:
+                verdict.violations.append(Violation(g.name, g.action, reason))
+        return verdict
+
+
+def compile_guardrails(guardrails: list[Guardrail], files: Mapping[str, bytes]) -> Guardrails:
+    out = Guardrails()
+    for g in guardrails:
+        if g.message:
+            out.messages[g.name] = g.message
+        if g.type == "blocked_patterns":
+            out.checks.append((g, _patterns_check([re.compile(p) for p in g.patterns])))
+        elif g.type == "pii":
+            kinds = g.args.get("kinds") or list(PII_PATTERNS)
+            unknown = [k for k in kinds if k not in PII_PATTERNS]
+            if unknown:
+                raise ConfigError(f"guardrail {g.name}: unknown PII kind(s) {', '.join(unknown)} "
+                                  f"(known: {', '.join(PII_PATTERNS)})")
+            out.checks.append((g, _pii_check(kinds)))
+        elif g.type == "json_schema":
+            schema = g.schema_ if g.schema_ is not None else _schema_file(g, files)
+            validator_cls = jsonschema.validators.validator_for(schema)
+            try:
+                validator_cls.check_schema(schema)
+            except jsonschema.SchemaError as e:
+                raise ConfigError(f"guardrail {g.name}: invalid JSON schema: {e.message}") from None
+            out.checks.append((g, _schema_check(validator_cls(schema), g.args.get("tool"))))
+        else:
+            out.skipped.append(g.name)
+    return out
+
+
+def _schema_file(g: Guardrail, files: Mapping[str, bytes]) -> Any:
+    try:
+        text = files[g.schema_file].decode("utf-8")
+    except KeyError:
+        raise ConfigError(f"guardrail {g.name}: the release has no file '{g.schema_file}'") from None
+    return json.loads(text) if g.schema_file.endswith(".json") else yaml.safe_load(text)
+
+
+def _texts(view: ResponseView) -> list[str]:
+    return [view.content, *(args for _, args in view.tool_calls)]
+
+
+def _patterns_check(patterns: list[re.Pattern]) -> Check:
+    def check(view: ResponseView) -> str | None:
+        for text in _texts(view):
+            for p in patterns:
+                if text and p.search(text):
+                    return f"matched blocked pattern {p.pattern!r}"
+        return None
+    return check
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _pii_check(kinds: list[str]) -> Check:
+    def check(view: ResponseView) -> str | None:
+        for text in _texts(view):
+            if not text:
+                continue
+            for kind in kinds:
+                for m in PII_PATTERNS[kind].finditer(text):
+                    if kind == "card":
+                        digits = re.sub(r"\D", "", m.group())
+                        if not (13 <= len(digits) <= 19 and _luhn(digits)):
+                            continue
+                    return f"contains {kind}"
+        return None
+    return check
+
+
+def _schema_check(validator: Any, tool: str | None) -> Check:
+    def check(view: ResponseView) -> str | None:
+        if view.tool_calls:
+            targets = [(name, args) for name, args in view.tool_calls if tool is None or name == tool]
+        elif tool is None:
+            targets = [("content", view.content)]
+        else:
+            targets = []
+        for name, raw in targets:
+            try:
+                value = json.loads(raw) if raw else None
+            except ValueError:
+                return f"{name}: not valid JSON"
+            error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+            if error is not None:
+                where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+                return f"{name}: {where}: {error.message}"
+        return None
+    return check
