@@ -16,14 +16,27 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROWS_PER_COHORT = 20
 COHORTS = ("alpha", "beta")
 GOOD_SCRIPT = [{"default": True, "content": "answer {row_id}"}]
 BETA_BROKEN_SCRIPT = [{"cohort": "beta", "content": "I am not sure, please ask again later."}] + GOOD_SCRIPT
+
+# sluice/cli/main.py calls ``app(..., standalone_mode=False)`` and ignores its return value: under
+# standalone_mode=False click *returns* the code of a ``typer.Exit`` raised by a command instead of
+# exiting, so every verdict other than pass leaves the process with status 0.
+EXIT_CODE_DISCARDED = pytest.mark.xfail(
+    strict=True, reason="cli/main.py:52 discards the exit code app() returns for typer.Exit; sluice exits 0")
+# The usage errors typer raises are typer._click exceptions (typer vendors click), not
+# click.ClickException, so main.py re-raises them: a traceback and exit 1 instead of one line and 3.
+CLICK_USAGE_ERRORS_UNCAUGHT = pytest.mark.xfail(
+    strict=True, reason="cli/main.py:64 checks click.ClickException, typer raises typer._click.exceptions")
 
 POLICY = """\
 evaluators:
@@ -41,6 +54,7 @@ class Sluice:
     def __init__(self, root: Path, store_url: str):
         self.root = root
         self.store_url = store_url
+        self.dataset_version: str | None = None  # set once the project's dataset is imported
 
     def __call__(self, *args: str, env: dict[str, str] | None = None, store: bool = True,
                  timeout: float = 120) -> subprocess.CompletedProcess:
@@ -65,6 +79,13 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, f"expected one error line on stderr, got:\n{proc.stderr}"
     return errors[0]
+
+
+def verdict_line(stdout: str) -> tuple[str, int]:
+    """(verdict, exit code) from the last line ``sluice gate`` prints."""
+    m = re.search(r"^gate gate-[0-9a-f]{12}: (pass|fail|inconclusive) \(exit (\d)\)$", stdout, re.M)
+    assert m, f"no verdict line in stdout:\n{stdout}"
+    return m.group(1), int(m.group(2))
 
 
 def toy_rows() -> list[dict]:

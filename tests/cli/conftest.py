@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cli_fixtures import BETA_BROKEN_SCRIPT, GOOD_SCRIPT, POLICY, Sluice, toy_rows, write_jsonl, write_release
@@ -19,6 +21,7 @@ def toy(tmp_path_factory) -> Sluice:
     sluice = Sluice(root, f"duckdb:///{root}/s.duckdb")
     reg = sluice("release", "register", *[str(f) for f in folders])
     assert reg.returncode == 0, reg.stderr
-    imp = sluice("dataset", "import", "toy", "data/toy.jsonl")
+    imp = sluice("dataset", "import", "toy", "data/toy.jsonl", "--json")
     assert imp.returncode == 0, imp.stderr
+    sluice.dataset_version = json.loads(imp.stdout)["version"]
     return sluice

@@ -8,17 +8,14 @@ module; each release is routed to a failure mode by its model name. Retries are 
 from __future__ import annotations
 
 import json
-import re
 import socket
 
 import pytest
 
-from cli_fixtures import error_line, write_release
+from cli_fixtures import EXIT_CODE_DISCARDED, error_line, verdict_line, write_release
 from sluice.testing.upstream import scripted_upstream
 
 KEY_ENV = {"TOY_UPSTREAM_KEY": "sk-test-not-a-secret"}
-EXIT_CODE_DISCARDED = pytest.mark.xfail(
-    strict=True, reason="cli/main.py:52 discards the exit code app() returns for typer.Exit; sluice exits 0")
 
 
 def answer_like_the_dataset(body: dict) -> str:
@@ -52,63 +49,42 @@ def upstream(toy):
         yield url
 
 
-def gate(toy, candidate: str, report: str, env: dict[str, str] | None = KEY_ENV):
-    return toy("gate", "--candidate", candidate, "--baseline", "toy@1.0.0", "--dataset", "toy",
+def gate(toy, candidate: str, baseline: str, report: str, env: dict[str, str] | None = KEY_ENV):
+    return toy("gate", "--candidate", candidate, "--baseline", baseline, "--dataset", "toy",
                "--policy", "gate.yaml", "-q", "--json", report, env=env)
 
 
-def verdict_line(stdout: str) -> tuple[str, int]:
-    m = re.search(r"^gate gate-[0-9a-f]{12}: (\w+) \(exit (\d)\)$", stdout, re.M)
-    assert m, f"no verdict line in stdout:\n{stdout}"
-    return m.group(1), int(m.group(2))
-
-
 @pytest.fixture(scope="module")
-def down(toy, upstream):
+def both_down(toy, upstream):
+    """Candidate on an upstream answering 500, baseline on a port nothing listens on."""
     upstream.reset()
-    proc = gate(toy, "up-down@1.0.0", "down.json")
+    proc = gate(toy, "up-down@1.0.0", "up-closed@1.0.0", "down.json")
     return proc, upstream.stats()
 
 
-@pytest.fixture(scope="module")
-def closed(toy, upstream):
-    return gate(toy, "up-closed@1.0.0", "closed.json")
-
-
-def test_http_500s_beyond_the_error_budget_give_exit_5_verdict(toy, down):
-    proc, stats = down
+def test_upstream_errors_beyond_the_error_budget_give_the_exit_5_verdict(toy, both_down):
+    proc, stats = both_down
     assert "Traceback" not in proc.stderr
-    verdict, code = verdict_line(proc.stdout)
-    assert code == 5
+    assert verdict_line(proc.stdout)[1] == 5
     report = json.loads((toy.root / "down.json").read_text())
     assert report["exit_code"] == 5
-    assert report["errors"]["candidate_errors"] == 40 and report["errors"]["baseline_errors"] == 0
-    assert report["errors"]["candidate_kinds"] == {"http_5xx": 40}
-    assert stats["requests"] == 40  # retries are off: one request per row
-    assert any(c["status"] == "error" for c in report["checks"])
+    errors = report["errors"]
+    assert (errors["n_rows"], errors["candidate_errors"], errors["baseline_errors"]) == (40, 40, 40)
+    assert errors["candidate_kinds"] == {"http_5xx": 40}
+    assert errors["baseline_kinds"] == {"connection": 40}
+    assert stats["requests"] == 40  # retries are off: one request per candidate row, none for the baseline
+    budget = {c["id"]: c["status"] for c in report["checks"] if c["metric"].endswith("error_rate")}
+    assert set(budget.values()) == {"error"} and len(budget) == 2, budget
 
 
 @EXIT_CODE_DISCARDED
-def test_http_500s_beyond_the_error_budget_exit_5(down):
-    assert down[0].returncode == 5
-
-
-def test_closed_port_counts_as_connection_errors(toy, closed):
-    assert "Traceback" not in closed.stderr
-    assert verdict_line(closed.stdout)[1] == 5
-    report = json.loads((toy.root / "closed.json").read_text())
-    assert report["exit_code"] == 5
-    assert report["errors"]["candidate_kinds"] == {"connection": 40}
-
-
-@EXIT_CODE_DISCARDED
-def test_closed_port_exits_5(closed):
-    assert closed.returncode == 5
+def test_upstream_errors_beyond_the_error_budget_exit_5(both_down):
+    assert both_down[0].returncode == 5
 
 
 def test_missing_api_key_variable_exits_3_naming_it(toy, upstream):
     upstream.reset()
-    proc = gate(toy, "up-ok@1.0.0", "nokey.json", env={"TOY_UPSTREAM_KEY": ""})
+    proc = gate(toy, "up-ok@1.0.0", "toy@1.0.0", "nokey.json", env={"TOY_UPSTREAM_KEY": ""})
     assert proc.returncode == 3
     assert "TOY_UPSTREAM_KEY" in error_line(proc)
     assert upstream.stats()["requests"] == 0
@@ -116,11 +92,11 @@ def test_missing_api_key_variable_exits_3_naming_it(toy, upstream):
 
 def test_second_identical_gate_is_served_from_cache(toy, upstream):
     upstream.reset()
-    first = gate(toy, "up-ok@1.0.0", "ok1.json")
+    first = gate(toy, "up-ok@1.0.0", "toy@1.0.0", "ok1.json")
     assert first.returncode == 0, first.stdout + first.stderr
     assert verdict_line(first.stdout) == ("pass", 0)
     assert upstream.stats()["requests"] == 40
-    second = gate(toy, "up-ok@1.0.0", "ok2.json")
+    second = gate(toy, "up-ok@1.0.0", "toy@1.0.0", "ok2.json")
     assert second.returncode == 0, second.stdout + second.stderr
     assert upstream.stats()["requests"] == 40  # nothing new reached the upstream
     one, two = (json.loads((toy.root / n).read_text()) for n in ("ok1.json", "ok2.json"))
