@@ -109,6 +109,12 @@ class Gateway:
 
     @asynccontextmanager
     async def lifespan(self, app: Any = None):
+        """Run inside the mounting app's lifespan; adopts its span writer and key ring."""
+        state = getattr(app, "state", None)
+        if self.spans.writer is None:
+            self.spans.writer = getattr(state, "writer", None)
+        if self.keyring is None:
+            self.keyring = getattr(state, "keyring", None)
         await self.startup()
         try:
             yield
