@@ -190,6 +190,8 @@ async def _stream(gw: Any, send, body: dict[str, Any], chain: list[Candidate], d
         await stream.aclose()
         rec.model = acc.model or cand.target.model
         rec.usage = acc.usage
+        if committed.events is not None and cand.release.guardrails.checks:  # relayed live: log-only checks
+            rec.guardrail = cand.release.guardrails.check(acc.view()).outcome()
         if acc.usage:
             rec.cost = cand.release.price(int(acc.usage.get("prompt_tokens") or 0),
                                           int(acc.usage.get("completion_tokens") or 0))
