@@ -22,7 +22,7 @@ import orjson
 from fastapi import APIRouter
 from starlette.routing import Route
 
-from sluice.errors import ConfigError, Location, NotFoundError, SluiceError
+from sluice.errors import ConfigError, Location, NotFoundError
 from sluice.gateway import protocol
 from sluice.gateway.breaker import Breakers
 from sluice.gateway.config import GatewaySettings

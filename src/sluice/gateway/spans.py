@@ -170,11 +170,5 @@ class SpanSink:
             log.exception("gateway span dropped")
 
 
-def truncate(text: str | None, limit: int) -> str | None:
-    if text is None or limit <= 0:
-        return None
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
 def now_ns() -> int:
     return time.time_ns()
