@@ -28,16 +28,6 @@ COHORTS = ("alpha", "beta")
 GOOD_SCRIPT = [{"default": True, "content": "answer {row_id}"}]
 BETA_BROKEN_SCRIPT = [{"cohort": "beta", "content": "I am not sure, please ask again later."}] + GOOD_SCRIPT
 
-# sluice/cli/main.py calls ``app(..., standalone_mode=False)`` and ignores its return value: under
-# standalone_mode=False click *returns* the code of a ``typer.Exit`` raised by a command instead of
-# exiting, so every verdict other than pass leaves the process with status 0.
-EXIT_CODE_DISCARDED = pytest.mark.xfail(
-    strict=True, reason="cli/main.py:52 discards the exit code app() returns for typer.Exit; sluice exits 0")
-# The usage errors typer raises are typer._click exceptions (typer vendors click), not
-# click.ClickException, so main.py re-raises them: a traceback and exit 1 instead of one line and 3.
-CLICK_USAGE_ERRORS_UNCAUGHT = pytest.mark.xfail(
-    strict=True, reason="cli/main.py:64 checks click.ClickException, typer raises typer._click.exceptions")
-
 POLICY = """\
 evaluators:
   - name: exact_match

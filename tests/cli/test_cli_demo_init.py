@@ -37,8 +37,6 @@ def test_init_refuses_a_folder_that_is_not_empty(tmp_path):
     assert (tmp_path / "p" / "keep.txt").read_text() == "mine"
 
 
-@pytest.mark.xfail(strict=True, reason="cli/main.py: --version lives on the group callback, which click does not "
-                                       "invoke without a command: 'Missing command.' traceback, exit 1")
 def test_version_prints_the_version(tmp_path):
     from sluice import __version__
 

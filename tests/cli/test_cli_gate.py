@@ -12,7 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from cli_fixtures import CLICK_USAGE_ERRORS_UNCAUGHT, EXIT_CODE_DISCARDED, error_line, verdict_line
+from cli_fixtures import error_line, verdict_line
 
 from sluice.store import open_store
 
@@ -86,7 +86,6 @@ def test_temperature_change_is_warned_about(passing):
 
 
 # ------------------------------------------------------------------ 1: fail
-@EXIT_CODE_DISCARDED
 def test_cohort_regression_exits_1(failing):
     proc, _ = failing
     assert proc.returncode == 1
@@ -141,7 +140,6 @@ def test_gate_record_is_stored(toy, failing, passing):
 
 
 # ------------------------------------------------------------------ 2: inconclusive
-@EXIT_CODE_DISCARDED
 def test_too_few_rows_exits_2(not_enough_rows):
     assert not_enough_rows.returncode == 2
 
@@ -172,7 +170,6 @@ def test_bad_policy_names_file_line_and_field(toy):
     assert error_line(proc) == "error: bad-gate.yaml:3, field 'evaluators[0].critcal': is not a known field"
 
 
-@CLICK_USAGE_ERRORS_UNCAUGHT
 def test_unknown_option_exits_3(toy):
     proc = toy(*GATE, "--candidate", "toy@1.1.0", "--no-such-option")
     assert proc.returncode == 3

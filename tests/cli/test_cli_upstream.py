@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from cli_fixtures import EXIT_CODE_DISCARDED, error_line, verdict_line, write_release
+from cli_fixtures import error_line, verdict_line, write_release
 from sluice.testing.upstream import scripted_upstream
 
 KEY_ENV = {"TOY_UPSTREAM_KEY": "sk-test-not-a-secret"}
@@ -77,7 +77,6 @@ def test_upstream_errors_beyond_the_error_budget_give_the_exit_5_verdict(toy, bo
     assert set(budget.values()) == {"error"} and len(budget) == 2, budget
 
 
-@EXIT_CODE_DISCARDED
 def test_upstream_errors_beyond_the_error_budget_exit_5(both_down):
     assert both_down[0].returncode == 5
 

@@ -20,15 +20,19 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     config: str = typer.Option(None, "--config", "-c", help="Path to sluice.yaml (default ./sluice.yaml or $SLUICE_CONFIG)."),
     store: str = typer.Option(None, "--store", help="Store URL (overrides config and $SLUICE_STORE)."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                 callback=_print_version),
 ) -> None:
-    if version:
-        typer.echo(__version__)
-        raise typer.Exit(0)
     context.configure(config_path=config, store_url=store)
 
 
@@ -48,8 +52,14 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _register()
+    # typer bundles its own click: its exceptions are not the click package's
+    from typer._click.exceptions import ClickException
+    from typer.exceptions import Abort
+
     try:
-        app(args=argv, prog_name="sluice", standalone_mode=False)
+        code = app(args=argv, prog_name="sluice", standalone_mode=False)
+        if isinstance(code, int):  # a command's typer.Exit(code) comes back as the return value
+            return code
     except SluiceError as e:
         context.console_err().print(f"[bold red]error:[/] {_escape(str(e))}", highlight=False)
         return int(e.exit_code)
@@ -60,15 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.exit_code or 0)
     except SystemExit as e:
         return int(e.code or 0) if isinstance(e.code, int) else ExitCode.USAGE
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.Abort):
-            return 130
-        if isinstance(e, click.ClickException):
-            e.show()
-            return int(ExitCode.USAGE)
-        raise
+    except Abort:
+        return 130
+    except ClickException as e:  # unknown option, missing argument, no such command
+        e.show()
+        return int(ExitCode.USAGE)
     finally:
         context.close()
     return 0

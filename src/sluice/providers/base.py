@@ -134,8 +134,10 @@ def classify_transport(exc: BaseException, where: str = "upstream") -> ProviderE
     """The ProviderError for a request that got no (complete) response."""
     import httpx  # local: scripted-only users never pay for it
 
+    from sluice.providers.http import is_timeout
+
     name = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
+    if is_timeout(exc):
         return ProviderError(f"{where} timed out ({name})", kind=TIMEOUT, retryable=True)
     detail = str(exc) or name
     return ProviderError(f"{where} connection failed: {detail}", kind=CONNECTION, retryable=True)

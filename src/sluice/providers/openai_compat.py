@@ -16,6 +16,7 @@ from sluice.dataset.row import ToolCall
 from sluice.errors import ConfigError, Location
 from sluice.providers.base import (ChatRequest, ChatResponse, ProviderError, classify_status,
                                    classify_transport, malformed)
+from sluice.providers.http import make_client
 from sluice.runner.record import Usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -24,7 +25,7 @@ DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=10
 
 def shared_client() -> httpx.AsyncClient:
     """A client sized like the official SDK's; reuse one per event loop."""
-    return httpx.AsyncClient(limits=DEFAULT_LIMITS, timeout=httpx.Timeout(60.0, connect=5.0))
+    return make_client(max_connections=1000)
 
 
 def env_value(name: str, field: str) -> str:

@@ -27,11 +27,11 @@ from sluice.dataset.row import Row
 from sluice.digest import digest_of
 from sluice.errors import DataError, Location
 from sluice.evals.result import EvalResult
-from sluice.providers.openai_compat import DEFAULT_LIMITS
 from sluice.release.model import Release
 from sluice.runner.messages import Render
 from sluice.runner.pacing import RateLimits, RetryPolicy
 from sluice.runner.record import RowOutput
+from sluice.providers.http import make_client
 from sluice.runner.targets import CallContext, make_target
 from sluice.runner.writer import RunWriter
 from sluice.store.base import Store
@@ -101,9 +101,7 @@ async def run_release(release: Any, rows: Iterable[Row | Mapping[str, Any]], *, 
     evaluators_digest = digest_of(evaluators)
     policy = retry_policy or RetryPolicy(retries=retries)
     own_client = client is None
-    client = client or httpx.AsyncClient(limits=httpx.Limits(max_connections=max(concurrency, 1) * 2,
-                                                             max_keepalive_connections=max(concurrency, 1) * 2),
-                                         timeout=httpx.Timeout(60.0, connect=5.0))
+    client = client or make_client(max_connections=max(concurrency, 1) * 2)
     try:
         ctx = CallContext(policy=policy, limits=RateLimits(rate_limits), client=client, files=files, root=root)
         target = make_target(model, ctx, render)
