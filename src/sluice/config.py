@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice.errors import ConfigError, Location
+from sluice.gateway.config import GatewaySettings
 from sluice.telemetry.config import TelemetrySettings
 from sluice.yamlio import load_yaml, validate_model
 
@@ -51,6 +52,7 @@ class Settings(Strict):
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     source: str | None = Field(default=None, exclude=True)  # the file these came from
 
 

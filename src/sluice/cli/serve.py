@@ -5,17 +5,13 @@ from __future__ import annotations
 import typer
 
 from sluice.cli import context
-from sluice.telemetry import schema as _schema  # noqa: F401 - registers the telemetry tables before the store opens
 from sluice.errors import ConfigError
 from sluice.telemetry.config import TelemetrySettings, load_telemetry_settings
 
 
 def telemetry_settings(path: str | None) -> TelemetrySettings:
-    """``--telemetry FILE`` wins; else the ``telemetry:`` section of sluice.yaml when it has one."""
-    if path:
-        return load_telemetry_settings(path)
-    section = getattr(context.settings(), "telemetry", None)
-    return section if isinstance(section, TelemetrySettings) else TelemetrySettings()
+    """``--telemetry FILE`` wins; else the ``telemetry:`` section of sluice.yaml."""
+    return load_telemetry_settings(path) if path else context.settings().telemetry
 
 
 def serve(
@@ -24,8 +20,9 @@ def serve(
     telemetry: str = typer.Option(None, "--telemetry", help="YAML file with attribution rules, prices, limits."),
     insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback bind while no API key exists."),
 ) -> None:
-    """Run the Sluice server: POST /v1/traces, POST /api/feedback, GET /api/metrics, /healthz, /readyz."""
+    """Run the Sluice server: the gateway (/v1/chat/completions), OTLP ingest, feedback, metrics, health."""
     from sluice.auth.keys import KeyRing
+    from sluice.gateway.app import make_gateway
     from sluice.server.app import create_app
     from sluice.server.runner import LOOPBACK, serve_forever
 
@@ -36,6 +33,7 @@ def serve(
     if host not in LOOPBACK and not insecure and not KeyRing(store).enforced():
         raise ConfigError(f"refusing to bind {host} with no API key: anyone could write spans and read metrics. "
                           "Create keys with 'sluice keys create NAME --scope ingest|admin' or pass --insecure")
-    app = create_app(store, telemetry_settings(telemetry))
+    gateway = make_gateway(settings.gateway, store)  # resolves every deployment's releases up front
+    app = create_app(store, telemetry_settings(telemetry), routers=[gateway.router])
     context.console_err().print(f"sluice serving on http://{host}:{port} (store {store.url.split('@')[-1]})")
     serve_forever(app, host, port)
