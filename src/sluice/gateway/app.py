@@ -32,7 +32,9 @@ from sluice.gateway.releases import BadRequest, PreparedRelease, prepare
 from sluice.gateway.routing import CANARY, FALLBACK, SHADOW, STABLE, Identifier, choose_arm, mirror_this
 from sluice.gateway.spans import RequestRecord, SpanSink, new_span_id, new_trace_id, now_ns, parse_traceparent
 from sluice.gateway.streaming import serve_stream
-from sluice.gateway.upstream import complete, make_client
+from sluice.gateway.local import request_meta
+from sluice.gateway.upstream import complete
+from sluice.providers.http import make_client
 from sluice.release.registry import resolve_bundle
 
 PIN_HEADER = "x-sluice-release"
@@ -94,7 +96,7 @@ class Gateway:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = make_client()
+            self._client = make_client(max_connections=1000)
         return self._client
 
     async def startup(self) -> None:
@@ -231,10 +233,12 @@ class Gateway:
     async def _complete(self, send, body: dict[str, Any], chain: list[Candidate], deadline: float,
                         rec: RequestRecord, routed: list) -> None:
         rendered: dict[int, list] = {}
+        meta = request_meta(body, rec.cohort)
 
         async def attempt(cand: Candidate, remaining: float):
             msgs = render_cached(rendered, cand.release, body)
-            return await complete(self.client, cand.target, cand.release.body(body, msgs, cand.target, False), remaining)
+            return await complete(self.client, cand.target, cand.release.body(body, msgs, cand.target, False),
+                                  remaining, meta)
 
         trail = Trail()
         try:
@@ -276,10 +280,11 @@ class Gateway:
         release: PreparedRelease = job.release
         try:
             msgs = release.render(job.request["messages"])
+            meta = request_meta(job.request, job.cohort)
 
             async def attempt(cand: Candidate, remaining: float):
                 return await complete(self.client, cand.target, release.body(job.request, msgs, cand.target, False),
-                                      remaining)
+                                      remaining, meta)
 
             chain = [Candidate(release, t, SHADOW) for t in release.chain]
             deadline = time.monotonic() + self.settings.deadline_s

@@ -23,10 +23,11 @@ from sluice.errors import ConfigError
 from sluice.gateway.guardrails import Guardrails, compile_guardrails
 from sluice.release.bundle import ReleaseBundle
 from sluice.release.model import ModelRef
+from sluice.providers import make_provider
 from sluice.release.prompt import render_messages
 from sluice.runner.messages import tool_specs
 
-SUPPORTED_PROVIDERS = ("openai",)
+SUPPORTED_PROVIDERS = ("openai", "scripted")
 # request fields that are the gateway's to set, or meaningless upstream
 _NOT_FORWARDED = frozenset({"model", "messages", "metadata", "stream", "stream_options"})
 
@@ -50,6 +51,7 @@ class ModelTarget:
     timeout_s: float
     provider: str
     key: str
+    local: Any = None  # a ScriptedProvider answering in-process (provider ``scripted``)
 
 
 @dataclass
@@ -108,7 +110,7 @@ def prepare(bundle: ReleaseBundle) -> PreparedRelease:
     if release.target.type != "chat":
         raise ConfigError(f"release {bundle.ref} has target '{release.target.type}': the gateway serves chat releases")
     comp = release.responder
-    chain = [_target(ref, bundle.ref) for ref in [comp, *comp.fallbacks]]
+    chain = [_target(ref, bundle) for ref in [comp, *comp.fallbacks]]
     system = bundle.system_prompt("responder")
     return PreparedRelease(
         bundle=bundle, digest=bundle.digest, ref=bundle.ref, chain=chain,
@@ -119,10 +121,14 @@ def prepare(bundle: ReleaseBundle) -> PreparedRelease:
     )
 
 
-def _target(ref: ModelRef, release_ref: str) -> ModelTarget:
+def _target(ref: ModelRef, bundle: ReleaseBundle) -> ModelTarget:
     if ref.provider not in SUPPORTED_PROVIDERS:
-        raise ConfigError(f"release {release_ref}: model {ref.model} uses provider '{ref.provider}'; the gateway "
+        raise ConfigError(f"release {bundle.ref}: model {ref.model} uses provider '{ref.provider}'; the gateway "
                           f"calls {', '.join(SUPPORTED_PROVIDERS)} providers only")
+    if ref.provider == "scripted":
+        provider = make_provider(ref, bundle.root, files=bundle.files)
+        return ModelTarget(model=ref.model, url=f"scripted://{ref.model}", api_key_env=None, timeout_s=ref.timeout_s,
+                           provider="scripted", key=f"scripted#{bundle.digest}#{ref.model}", local=provider)
     base = (ref.base_url or "https://api.openai.com/v1").rstrip("/")
     return ModelTarget(model=ref.model, url=base + "/chat/completions", api_key_env=ref.api_key_env,
                        timeout_s=ref.timeout_s, provider=ref.provider, key=f"{base}#{ref.model}")

@@ -23,6 +23,7 @@ from sluice.gateway import protocol
 from sluice.gateway.execute import (Candidate, Committed, Trail, guard, parse_event, read_to_commit, render_cached,
                                     run_with_fallbacks)
 from sluice.gateway.guardrails import ResponseView
+from sluice.gateway.local import request_meta
 from sluice.gateway.routing import FALLBACK
 from sluice.gateway.spans import RequestRecord
 from sluice.gateway.upstream import open_stream
@@ -120,10 +121,12 @@ async def _disconnected(receive) -> None:
 async def _stream(gw: Any, send, body: dict[str, Any], chain: list[Candidate], deadline: float,
                   rec: RequestRecord, routed: list, state: dict) -> None:
     rendered: dict[int, list] = {}
+    meta = request_meta(body, rec.cohort)
 
     async def attempt(cand: Candidate, remaining: float) -> Committed:
         msgs = render_cached(rendered, cand.release, body)
-        stream = await open_stream(gw.client, cand.target, cand.release.body(body, msgs, cand.target, True), remaining)
+        stream = await open_stream(gw.client, cand.target, cand.release.body(body, msgs, cand.target, True),
+                                   remaining, meta)
         return await read_to_commit(stream, cand.release.guardrails.blocking)
 
     trail = Trail()

@@ -14,16 +14,12 @@ from typing import Any, AsyncIterator
 import httpx
 import orjson
 
+from sluice.gateway.local import local_complete, local_stream
 from sluice.gateway.releases import ModelTarget
 from sluice.providers.base import HTTP_5XX, ProviderError, classify_status, classify_transport, malformed
-from sluice.providers.openai_compat import DEFAULT_LIMITS, env_value
+from sluice.providers.openai_compat import env_value
 
 DONE = b"[DONE]"
-
-
-def make_client() -> httpx.AsyncClient:
-    """The one pooled client of the gateway (timeouts are set per attempt)."""
-    return httpx.AsyncClient(limits=DEFAULT_LIMITS, timeout=httpx.Timeout(60.0, connect=5.0))
 
 
 def _headers(target: ModelTarget) -> dict[str, str]:
@@ -48,7 +44,11 @@ class Completion:
     data: dict[str, Any]
 
 
-async def complete(client: httpx.AsyncClient, target: ModelTarget, body: bytes, remaining_s: float) -> Completion:
+async def complete(client: httpx.AsyncClient, target: ModelTarget, body: bytes, remaining_s: float,
+                   meta: dict[str, Any] | None = None) -> Completion:
+    """One attempt; ``meta`` (row id, cohort) is seen only by local scripted models."""
+    if target.local is not None:
+        return Completion(*await local_complete(target.local, target.model, body, meta))
     headers = _headers(target)
     where = _where(target)
     try:
@@ -125,7 +125,10 @@ def _data_of(event: bytes) -> bytes | None:
     return b"\n".join(parts) if parts else None
 
 
-async def open_stream(client: httpx.AsyncClient, target: ModelTarget, body: bytes, remaining_s: float) -> UpstreamStream:
+async def open_stream(client: httpx.AsyncClient, target: ModelTarget, body: bytes, remaining_s: float,
+                      meta: dict[str, Any] | None = None) -> UpstreamStream:
+    if target.local is not None:
+        return await local_stream(target.local, target.model, body, meta)  # type: ignore[return-value]
     headers = _headers(target)
     where = _where(target)
     request = client.build_request("POST", target.url, content=body, headers=headers,
