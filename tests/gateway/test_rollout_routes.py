@@ -106,7 +106,7 @@ def test_pinning_a_release_needs_an_admin_key(duckdb_store, tmp_path, upstream):
     stable = make_release(duckdb_store, tmp_path, "bot", "1", upstream, model="m-stable")
     canary = make_release(duckdb_store, tmp_path, "bot", "2", upstream, model="m-canary")
     _, admin = create_key(duckdb_store, "ops", "admin")
-    _, ingest = create_key(duckdb_store, "app", "ingest")
+    _, app_key = create_key(duckdb_store, "app", "gateway")
     settings = {"deployments": {"d": {"stable": stable, "canary": {"release": canary, "weight_bp": 0}}}}
     with serving(duckdb_store, settings) as (url, gw):
         digest = gw.deployments["d"].canary.digest
@@ -117,9 +117,9 @@ def test_pinning_a_release_needs_an_admin_key(duckdb_store, tmp_path, upstream):
                                                              extra_headers={"x-sluice-release": "bot@2"})
         assert by_ref.model == "m-canary"
         with pytest.raises(openai.PermissionDeniedError):
-            client(url, ingest).chat.completions.create(model="d", messages=MSG,
-                                                        extra_headers={"x-sluice-release": digest})
-        assert client(url, ingest).chat.completions.create(model="d", messages=MSG).model == "m-stable"
+            client(url, app_key).chat.completions.create(model="d", messages=MSG,
+                                                         extra_headers={"x-sluice-release": digest})
+        assert client(url, app_key).chat.completions.create(model="d", messages=MSG).model == "m-stable"
         with pytest.raises(openai.AuthenticationError):
             client(url, "sluice_admin_nope_nope").chat.completions.create(model="d", messages=MSG)
         assert httpx.get(url + "/v1/models").status_code == 401

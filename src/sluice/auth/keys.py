@@ -21,7 +21,8 @@ from sluice.errors import ConfigError, NotFoundError
 
 INGEST = "ingest"
 ADMIN = "admin"
-SCOPES = (INGEST, ADMIN)
+GATEWAY = "gateway"  # may call the gateway's /v1/chat/completions and /v1/models only
+SCOPES = (INGEST, ADMIN, GATEWAY)
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class ApiKey:
 def create_key(store: Any, name: str, scope: str) -> tuple[ApiKey, str]:
     """Returns the stored record and the full key, which is shown once and never stored."""
     if scope not in SCOPES:
-        raise ConfigError(f"unknown key scope '{scope}': use {' or '.join(SCOPES)}")
+        raise ConfigError(f"unknown key scope '{scope}': use {', '.join(SCOPES[:-1])} or {SCOPES[-1]}")
     if not name.strip():
         raise ConfigError("a key needs a non-empty name")
     key_id = secrets.token_hex(6)

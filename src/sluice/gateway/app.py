@@ -22,6 +22,7 @@ import orjson
 from fastapi import APIRouter
 from starlette.routing import Route
 
+from sluice.auth.keys import ADMIN, GATEWAY
 from sluice.errors import ConfigError, Location, NotFoundError
 from sluice.gateway import protocol
 from sluice.gateway.breaker import Breakers
@@ -38,6 +39,7 @@ from sluice.providers.http import make_client
 from sluice.release.registry import resolve_bundle
 
 PIN_HEADER = "x-sluice-release"
+GATEWAY_SCOPES = frozenset({GATEWAY, ADMIN})
 
 
 @dataclass
@@ -211,11 +213,14 @@ class Gateway:
         key = ring.verify(token)
         if key is None:
             raise GatewayFailure(401, "invalid or revoked API key", "invalid_request_error", "invalid_api_key")
+        if key.scope not in GATEWAY_SCOPES:
+            raise GatewayFailure(403, f"a key with scope '{key.scope}' cannot call the gateway (use a gateway or "
+                                 "admin key)", "invalid_request_error", "scope_forbidden")
         return key
 
     def _route(self, dep: ResolvedDeployment, ident, pin: str | None, key: Any, rec: RequestRecord) -> list[Candidate]:
         if pin:
-            if key is not None and getattr(key, "scope", None) != "admin":
+            if key is not None and key.scope != ADMIN:
                 raise GatewayFailure(403, f"pinning a release with {PIN_HEADER} needs an admin key",
                                      "invalid_request_error", "pin_forbidden")
             for route, release in dep.releases():
