@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from sluice.auth.keys import ADMIN, GATEWAY
 from sluice.errors import ConfigError, Location, NotFoundError
-from sluice.gateway import protocol
+from sluice.gateway import metrics, protocol
 from sluice.gateway.breaker import Breakers
 from sluice.gateway.config import GatewaySettings
 from sluice.gateway.execute import Candidate, GatewayFailure, Trail, guard, render_cached, run_with_fallbacks
@@ -34,12 +34,14 @@ from sluice.gateway.routing import CANARY, FALLBACK, SHADOW, STABLE, Identifier,
 from sluice.gateway.spans import RequestRecord, SpanSink, new_span_id, new_trace_id, now_ns, parse_traceparent
 from sluice.gateway.streaming import serve_stream
 from sluice.gateway.local import request_meta
+from sluice.gateway.metrics import GatewayMetrics
 from sluice.gateway.upstream import complete
 from sluice.providers.http import make_client
 from sluice.release.registry import resolve_bundle
 
 PIN_HEADER = "x-sluice-release"
 GATEWAY_SCOPES = frozenset({GATEWAY, ADMIN})
+ADMIN_ONLY = frozenset({ADMIN})
 
 
 @dataclass
@@ -93,6 +95,7 @@ class Gateway:
         self._models_body = orjson.dumps({"object": "list", "data": [
             {"id": name, "object": "model", "created": 0, "owned_by": "sluice"} for name in sorted(deployments)]})
         self.requests = 0
+        self.metrics = GatewayMetrics(lambda name: name in self.deployments)
 
     # lifecycle -----------------------------------------------------------------------------
     @property
@@ -131,6 +134,7 @@ class Gateway:
         router = APIRouter(lifespan=self.lifespan)
         router.routes.append(Route("/v1/chat/completions", _Endpoint(self.chat), methods=["POST"]))
         router.routes.append(Route("/v1/models", _Endpoint(self.models), methods=["GET"]))
+        router.routes.append(Route("/metrics", _Endpoint(self.prometheus), methods=["GET"]))
         return router
 
     async def __call__(self, scope, receive, send) -> None:
@@ -145,6 +149,8 @@ class Gateway:
             await self.chat(scope, receive, send)
         elif path == "/v1/models" and method == "GET":
             await self.models(scope, receive, send)
+        elif path == "/metrics" and method == "GET":
+            await self.prometheus(scope, receive, send)
         else:
             await protocol.send_error(send, GatewayFailure(404, f"no route {method} {path}", "invalid_request_error",
                                                            "not_found"), [])
@@ -157,6 +163,26 @@ class Gateway:
             await protocol.send_error(send, f, [])
             return
         await protocol.send_json(send, 200, self._models_body, [])
+
+    async def prometheus(self, scope, receive, send) -> None:
+        """``GET /metrics``: Prometheus text; an admin key once keys exist."""
+        try:
+            self._authorize(scope, protocol.headers_of(scope), ADMIN_ONLY)
+        except GatewayFailure as f:
+            await protocol.send_error(send, f, [])
+            return
+        s = self.stats()
+        gauges = {
+            "sluice_gateway_spans_dropped_total": ("counter", "Gateway spans dropped (writer queue full or closed).",
+                                                   s["spans_dropped"]),
+            "sluice_gateway_mirror_enqueued_total": ("counter", "Shadow copies queued.", s["mirror_enqueued"]),
+            "sluice_gateway_mirror_dropped_total": ("counter", "Shadow copies dropped (queue full).",
+                                                    s["mirror_dropped"]),
+            "sluice_gateway_mirror_failed_total": ("counter", "Shadow copies that failed.", s["mirror_failed"]),
+            "sluice_gateway_circuits_opened_total": ("counter", "Times an upstream's circuit opened.",
+                                                     s["circuits_opened"]),
+        }
+        await protocol.send_body(send, 200, self.metrics.render(gauges), metrics.CONTENT_TYPE, [])
 
     async def chat(self, scope, receive, send) -> None:
         self.requests += 1
@@ -199,9 +225,10 @@ class Gateway:
         except protocol.ClientGone:
             rec.status, rec.error_type, rec.http_status = "error", "client_disconnected", 499
         finally:
+            self.metrics.observe(rec, time.perf_counter() - started)
             self.spans.submit(rec, protocol.app_state(scope, "writer"))
 
-    def _authorize(self, scope, headers: dict[str, str]) -> Any:
+    def _authorize(self, scope, headers: dict[str, str], scopes: frozenset[str] = GATEWAY_SCOPES) -> Any:
         """The caller's key (None while the server runs without keys)."""
         ring = self.keyring or protocol.app_state(scope, "keyring")
         if ring is None or not ring.enforced():
@@ -213,9 +240,10 @@ class Gateway:
         key = ring.verify(token)
         if key is None:
             raise GatewayFailure(401, "invalid or revoked API key", "invalid_request_error", "invalid_api_key")
-        if key.scope not in GATEWAY_SCOPES:
-            raise GatewayFailure(403, f"a key with scope '{key.scope}' cannot call the gateway (use a gateway or "
-                                 "admin key)", "invalid_request_error", "scope_forbidden")
+        if key.scope not in scopes:
+            wanted = " or ".join(sorted(scopes))
+            raise GatewayFailure(403, f"a key with scope '{key.scope}' cannot use this endpoint (needs {wanted})",
+                                 "invalid_request_error", "scope_forbidden")
         return key
 
     def _route(self, dep: ResolvedDeployment, ident, pin: str | None, key: Any, rec: RequestRecord) -> list[Candidate]:
@@ -303,6 +331,7 @@ class Gateway:
             rec.status, rec.error_type, rec.error_message = "error", getattr(f, "kind", "bad_request"), f.message
         finally:
             _apply_trail(rec, trail)
+            self.metrics.observe(rec, time.perf_counter() - rec.started)
             self.spans.submit(rec)
 
     def stats(self) -> dict[str, int]:

@@ -16,8 +16,6 @@ import orjson
 from sluice.gateway.execute import GatewayFailure
 from sluice.gateway.guardrails import ResponseView
 
-JSON_HEADERS = [(b"content-type", b"application/json")]
-
 
 class ClientGone(Exception):
     """The client disconnected before the request was answered."""
@@ -101,8 +99,12 @@ def parse_request(raw: bytes) -> dict[str, Any]:
 
 
 async def send_json(send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send_body(send, status, body, b"application/json", headers)
+
+
+async def send_body(send, status: int, body: bytes, content_type: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     await send({"type": "http.response.start", "status": status,
-                "headers": JSON_HEADERS + [(b"content-length", str(len(body)).encode())] + headers})
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())] + headers})
     await send({"type": "http.response.body", "body": body})
 
 
