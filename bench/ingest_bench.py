@@ -6,7 +6,8 @@
     .venv/bin/python bench/ingest_bench.py query --spans 1000000 10000000 [--store postgresql://…]
 
 ``ingest`` starts ``python -m sluice.server`` as its own process, posts pre-encoded protobuf
-export requests (OpenInference-style LLM spans, 13 attributes each) from client threads, and
+export requests (OpenInference-style LLM spans, 13 attributes each,
+prompt and answer text unique per span) from client threads, and
 reports acknowledged spans/s (a 200 means committed), request latency p50/p99, and the server's
 RSS sampled every second (bounded memory shows as a flat line). ``query`` fills a fresh store
 with synthetic spans in bulk (SQL generators, not the ingest path) and times
@@ -48,11 +49,14 @@ def export_body(seed: int, spans: int) -> bytes:
         sp.name = "ChatCompletion"
         sp.start_time_unix_nano, sp.end_time_unix_nano = now, now + 120_000_000 + i * 1000
         sp.status.code = 1
+        question = f"Hello, I bought a kettle last week (order {seed}-{i}) and it leaks. What is your refund policy?"
         for key, value in (("openinference.span.kind", "LLM"), ("llm.model_name", "gpt-4o-mini"),
-                           ("llm.provider", "openai"), ("input.value", "What is the refund policy for order 1234?"),
-                           ("output.value", "Refunds are accepted within 30 days of delivery."),
+                           ("llm.provider", "openai"), ("input.value", question),
+                           ("output.value", f"Refunds for order {seed}-{i} are accepted within 30 days of delivery "
+                                            "when the item is unused and in its original packaging; the money goes "
+                                            "back to the original payment method within five working days."),
                            ("llm.input_messages.0.message.role", "user"),
-                           ("llm.input_messages.0.message.content", "What is the refund policy for order 1234?"),
+                           ("llm.input_messages.0.message.content", question),
                            ("metadata", '{"cohort": "%s"}' % ("enterprise" if i % 3 else "free")),
                            ("session.id", f"s{i % 100}"), ("user.id", f"u{i % 1000}")):
             kv = sp.attributes.add()

@@ -10,7 +10,7 @@ is kept there, with the resource under ``@resource`` and span events under ``@ev
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
@@ -42,11 +42,26 @@ STATUS = ("UNSET", "OK", "ERROR")
 PASS_LABELS = {"pass", "passed", "true", "ok", "correct", "success", "yes"}
 FAIL_LABELS = {"fail", "failed", "false", "incorrect", "failure", "no", "error"}
 
-Lookup = Callable[[dict, dict, list], Any]
+Lookup = tuple[str, str | None, bool]
+
+
+# Aliased attributes consumed into one column: (column slot, rank); rank 0 wins over rank 1…
+_ALIASES = (KIND_KEYS, MODEL_KEYS, PROVIDER_KEYS, INPUT_KEYS, OUTPUT_KEYS, TOTAL_KEYS, COST_TOTAL_KEYS, ERROR_KEYS,
+            TOOL_KEYS, STEP_KEYS, SESSION_KEYS, USER_KEYS, ("sluice.fallback_used",), ("sluice.cache_hit",),
+            ("sluice.ttft_ms",), ("gen_ai.server.time_to_first_token",), ("sluice.request",))
+(_KIND, _MODEL, _PROVIDER, _INPUT, _OUTPUT, _TOTAL, _COST, _ERROR, _TOOL, _STEP, _SESSION, _USER, _FALLBACK,
+ _CACHE_HIT, _TTFT, _SERVER_TTFT, _REQUEST) = range(len(_ALIASES))
+_SLOT_OF = {key: (slot, rank) for slot, keys in enumerate(_ALIASES) for rank, key in enumerate(keys)}
+_EMPTY = (None, "")
+_COST_PART_SET = frozenset(k for keys in COST_PART_KEYS for k in keys)
 
 
 class Normalizer:
-    """Turns ``RawSpan`` into span-table rows (tuples in ``schema.SPAN_COLUMNS`` order)."""
+    """Turns ``RawSpan`` into span-table rows (tuples in ``schema.SPAN_COLUMNS`` order).
+
+    One pass over each span's attributes sorts them into the aliased columns (first listed
+    alias with a value wins) and the rest, which become the JSON column; no per-span copies.
+    """
 
     def __init__(self, settings: TelemetrySettings | None = None):
         self.settings = settings or TelemetrySettings()
@@ -61,65 +76,63 @@ class Normalizer:
         """Span rows and online-evaluation rows (from evaluator spans and ``evaluations.*``)."""
         now = time.time()
         out, evals = [], []
+        row = self.row
         for sp in spans:
-            row = self.row(sp, now)
-            out.append(row)
-            evals.extend(_evaluations(sp, row[4], now))
+            r = row(sp, now)
+            out.append(r)
+            if r[4] == "EVALUATOR" or "evaluations.0.evaluation.name" in sp.attributes:
+                evals.extend(_evaluations(sp, r[4], now))
         return out, evals
 
     def row(self, sp: RawSpan, now: float) -> tuple:
-        a = dict(sp.attributes)
+        a = sp.attributes
         res = sp.resource
         meta: list = []  # lazily parsed ``metadata`` JSON, shared by the lookups of this span
-        kind = _pop_first(a, KIND_KEYS)
-        operation = a.get("gen_ai.operation.name")
-        model = _pop_first(a, MODEL_KEYS)
-        input_tokens = _int(_pop_first(a, INPUT_KEYS))
-        output_tokens = _int(_pop_first(a, OUTPUT_KEYS))
-        total_tokens = _int(_pop_first(a, TOTAL_KEYS))
+        slots: list = [None] * len(_ALIASES)
+        ranks = [99] * len(_ALIASES)
+        rest = {}
+        slot_of = _SLOT_OF.get
+        for k, v in a.items():
+            hit = slot_of(k)
+            if hit is None:
+                rest[k] = v
+            elif hit[1] < ranks[hit[0]] and v not in _EMPTY:
+                slots[hit[0]] = v
+                ranks[hit[0]] = hit[1]
+        kind, model = slots[_KIND], slots[_MODEL]
+        input_tokens, output_tokens = _int(slots[_INPUT]), _int(slots[_OUTPUT])
+        total_tokens = _int(slots[_TOTAL])
         if total_tokens is None and (input_tokens is not None or output_tokens is not None):
             total_tokens = (input_tokens or 0) + (output_tokens or 0)
         kind = str(kind).upper() if kind else OPERATION_KINDS.get(
-            str(operation), "LLM" if model or total_tokens is not None else "UNKNOWN")
-        cost = _float(_pop_first(a, COST_TOTAL_KEYS))
+            str(a.get("gen_ai.operation.name")), "LLM" if model or total_tokens is not None else "UNKNOWN")
+        cost = _float(slots[_COST])
         if cost is None:
-            cost = self._cost_parts(a)
+            cost = _cost_parts(rest)
         if cost is None and model and (input_tokens or output_tokens):
             price = self._price(str(model))
             if price is not None:
                 cost = ((input_tokens or 0) * price.input + (output_tokens or 0) * price.output) / 1_000_000
-        error_type = _pop_first(a, ERROR_KEYS) or _exception_type(sp.events)
+        error_type = slots[_ERROR] or _exception_type(sp.events)
         status = STATUS[sp.status_code] if 0 <= sp.status_code <= 2 else "UNSET"
         if error_type and status != "OK":
             status = "ERROR"
         route = _resolve(self._route, a, res, meta) or ""
-        fallback = _bool(a.pop("sluice.fallback_used", None)) or route == "fallback"
-        cache_hit = _bool(a.pop("sluice.cache_hit", None)) or route == "cache"
-        ttft = _float(a.pop("sluice.ttft_ms", None))
+        ttft = _float(slots[_TTFT])
         if ttft is None:
-            server_ttft = _float(a.pop("gen_ai.server.time_to_first_token", None))
+            server_ttft = _float(slots[_SERVER_TTFT])
             ttft = server_ttft * 1000.0 if server_ttft is not None else _first_token_ms(sp)
-        is_request = not sp.parent_id or bool(_bool(a.pop("sluice.request", None)))
-        row = (
+        return (
             sp.trace_id, sp.span_id, sp.parent_id, _str(sp.name), _str(kind), sp.start_ns,
             max(sp.end_ns - sp.start_ns, 0) / 1e6, status, _str(error_type), _str(model),
-            _str(_pop_first(a, PROVIDER_KEYS)), input_tokens, output_tokens, total_tokens, cost,
+            _str(slots[_PROVIDER]), input_tokens, output_tokens, total_tokens, cost,
             _resolve(self._deployment, a, res, meta) or "", _resolve(self._release, a, res, meta) or "",
-            route, _resolve(self._cohort, a, res, meta) or "default", fallback, cache_hit,
-            _str(_pop_first(a, STEP_KEYS)), _str(_pop_first(a, TOOL_KEYS)), _str(_pop_first(a, SESSION_KEYS)),
-            _str(_pop_first(a, USER_KEYS)), ttft, is_request, _str(res.get("service.name")),
-            _attributes_json(a, sp), now,
+            route, _resolve(self._cohort, a, res, meta) or "default",
+            bool(_bool(slots[_FALLBACK])) or route == "fallback", bool(_bool(slots[_CACHE_HIT])) or route == "cache",
+            _str(slots[_STEP]), _str(slots[_TOOL]), _str(slots[_SESSION]), _str(slots[_USER]), ttft,
+            not sp.parent_id or bool(_bool(slots[_REQUEST])), _str(res.get("service.name")),
+            _attributes_json(rest, sp), now,
         )
-        return row
-
-    def _cost_parts(self, a: dict) -> float | None:
-        for keys in COST_PART_KEYS:
-            parts = [_float(a.get(k)) for k in keys]
-            if any(p is not None for p in parts):
-                for k in keys:
-                    a.pop(k, None)
-                return sum(p or 0.0 for p in parts)
-        return None
 
     def _price(self, model: str) -> Price | None:
         """Exact model name first, else the longest configured prefix (``gpt-4o`` prices ``gpt-4o-2024-08-06``)."""
@@ -132,30 +145,37 @@ class Normalizer:
         return None
 
 
-def _lookup(name: str) -> Lookup:
-    if name.startswith("resource."):
-        key = name[len("resource."):]
-        return lambda a, res, meta: res.get(key)
-    meta_key = name[len("metadata."):] if name.startswith("metadata.") else None
-
-    def find(a: dict, res: dict, meta: list) -> Any:
-        if name in a:
-            return a[name]
-        if name in res:
-            return res[name]
-        if meta_key is not None:
-            if not meta:
-                meta.append(_parse_metadata(a.get("metadata")))
-            return meta[0].get(meta_key)
+def _cost_parts(rest: dict) -> float | None:
+    """Summed partial costs of the first convention present; its keys leave the JSON column."""
+    if _COST_PART_SET.isdisjoint(rest):
         return None
+    for keys in COST_PART_KEYS:
+        parts = [_float(rest.get(k)) for k in keys]
+        if any(p is not None for p in parts):
+            for k in keys:
+                rest.pop(k, None)
+            return sum(p or 0.0 for p in parts)
+    return None
 
-    return find
+
+def _lookup(name: str) -> Lookup:
+    """(key, metadata key or None, resource only) for one configured attribute name."""
+    if name.startswith("resource."):
+        return name[len("resource."):], None, True
+    return name, name[len("metadata."):] if name.startswith("metadata.") else None, False
 
 
 def _resolve(lookups: list[Lookup], a: dict, res: dict, meta: list) -> str | None:
-    for lookup in lookups:
-        v = lookup(a, res, meta)
-        if v not in (None, ""):
+    """The first non-empty configured attribute: span, then resource, then the ``metadata`` JSON."""
+    for key, meta_key, resource_only in lookups:
+        v = res.get(key) if resource_only else a.get(key)
+        if v is None and not resource_only:
+            v = res.get(key)
+            if v is None and meta_key is not None:
+                if not meta:
+                    meta.append(_parse_metadata(a.get("metadata")))
+                v = meta[0].get(meta_key)
+        if v is not None and v != "":
             return _str(orjson.dumps(v).decode() if isinstance(v, (dict, list)) else v)
     return None
 
@@ -170,17 +190,6 @@ def _parse_metadata(value: Any) -> dict:
         except orjson.JSONDecodeError:
             return {}
     return {}
-
-
-def _pop_first(a: dict, keys: tuple[str, ...]) -> Any:
-    """The first present key's value; every listed key is removed (they are aliases)."""
-    found = None
-    for k in keys:
-        if k in a:
-            v = a.pop(k)
-            if found is None and v not in (None, ""):
-                found = v
-    return found
 
 
 def _exception_type(events: list) -> str | None:

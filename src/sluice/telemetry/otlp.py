@@ -11,7 +11,6 @@ ids are malformed is rejected on its own (partial success) without failing its n
 
 from __future__ import annotations
 
-import base64
 import binascii
 import gzip
 import zlib
@@ -19,11 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -91,52 +86,8 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
 
 def decode(body: bytes, kind: str) -> Decoded:
     if kind == PROTOBUF:
-        return _decode_protobuf(body)
+        return otlp_protobuf.decode_protobuf(body)
     return _decode_json(body)
-
-
-# protobuf ---------------------------------------------------------------------------------
-def _decode_protobuf(body: bytes) -> Decoded:
-    try:
-        req = ExportTraceServiceRequest.FromString(body)
-    except (DecodeError, RuntimeError, ValueError) as e:
-        raise OtlpError(f"body is not a valid ExportTraceServiceRequest protobuf: {e}") from None
-    out = Decoded([])
-    for rs in req.resource_spans:
-        resource = _pb_attrs(rs.resource.attributes)
-        for ss in rs.scope_spans:
-            for sp in ss.spans:
-                tid, sid, pid = sp.trace_id, sp.span_id, sp.parent_span_id
-                if len(tid) != 16 or len(sid) != 8 or len(pid) not in (0, 8) or tid == _ZERO16 or sid == _ZERO8:
-                    _reject(out, f"span '{sp.name}' has an invalid trace_id/span_id/parent_span_id")
-                    continue
-                events = [(e.name, e.time_unix_nano, _pb_attrs(e.attributes)) for e in sp.events] if sp.events else []
-                out.spans.append(RawSpan(
-                    tid.hex(), sid.hex(), pid.hex(), sp.name, sp.start_time_unix_nano, sp.end_time_unix_nano,
-                    sp.status.code, sp.status.message, _pb_attrs(sp.attributes), resource, events,
-                ))
-    return out
-
-
-_ZERO16 = bytes(16)
-_ZERO8 = bytes(8)
-
-
-def _pb_attrs(kvs) -> dict[str, Any]:
-    return {kv.key: _pb_value(kv.value) for kv in kvs}
-
-
-def _pb_value(v) -> Any:
-    which = v.WhichOneof("value")
-    if which is None:
-        return None
-    if which == "array_value":
-        return [_pb_value(x) for x in v.array_value.values]
-    if which == "kvlist_value":
-        return _pb_attrs(v.kvlist_value.values)
-    if which == "bytes_value":
-        return base64.b64encode(v.bytes_value).decode()
-    return getattr(v, which)
 
 
 # JSON -------------------------------------------------------------------------------------
@@ -168,7 +119,7 @@ def _json_span(out: Decoded, sp: dict, resource: dict[str, Any], where: str) -> 
     parent = _get(sp, "parentSpanId", "parent_span_id")
     pid = "" if parent in (None, "") else _hex_id(parent, 8)
     if tid is None or sid is None or pid is None:
-        _reject(out, f"span '{name}' has an invalid traceId/spanId/parentSpanId (hex expected)")
+        reject(out, f"span '{name}' has an invalid traceId/spanId/parentSpanId (hex expected)")
         return
     status = sp.get("status") or {}
     if not isinstance(status, dict):
@@ -265,7 +216,8 @@ def _obj(v: Any, where: str) -> dict:
     return v
 
 
-def _reject(out: Decoded, reason: str) -> None:
+def reject(out: Decoded, reason: str) -> None:
+    """Count a dropped span; keep the first few reasons for the partial-success message."""
     out.rejected += 1
     if len(out.reasons) < 3:
         out.reasons.append(reason)
@@ -303,3 +255,6 @@ def _varint(n: int) -> bytes:
         else:
             out.append(byte)
             return bytes(out)
+
+
+from sluice.telemetry import otlp_protobuf  # noqa: E402 - it builds on the types above
