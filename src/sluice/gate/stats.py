@@ -97,9 +97,14 @@ def resample_counts(n: int, resamples: int, rng: np.random.Generator) -> np.ndar
     One matrix serves every evaluator of a cohort: resampled means of many columns at once are
     then a single matrix product (``bootstrap_means``), which is what keeps the gate fast.
     """
-    idx = rng.integers(0, n, size=(resamples, n), dtype=np.int64)
-    idx += np.arange(resamples, dtype=np.int64)[:, None] * n
-    return np.bincount(idx.ravel(), minlength=resamples * n).reshape(resamples, n).astype(float)
+    out = np.empty((resamples, n))
+    step = 250  # build it in slices: the index and bincount temporaries would triple peak memory
+    for start in range(0, resamples, step):
+        r = min(step, resamples - start)
+        idx = rng.integers(0, n, size=(r, n), dtype=np.int64)
+        idx += np.arange(r, dtype=np.int64)[:, None] * n
+        out[start:start + r] = np.bincount(idx.ravel(), minlength=r * n).reshape(r, n)
+    return out
 
 
 def bootstrap_means(counts: np.ndarray, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -180,9 +185,13 @@ def quantile_intervals(candidate: np.ndarray, baseline: np.ndarray, probs: tuple
     out: dict[float, tuple[tuple[float, float], tuple[float, float]]] = {}
     if c.size == 0:
         return {p: ((math.nan, math.nan), (math.nan, math.nan)) for p in probs}
-    idx = bootstrap_indices(c.size, resamples, np.random.default_rng(seed_parts))
-    qc = np.quantile(c[idx], probs, axis=1)  # shape (len(probs), resamples)
-    qb = np.quantile(b[idx], probs, axis=1)
+    rng = np.random.default_rng(seed_parts)
+    qc = np.empty((len(probs), resamples))  # resampled p-quantiles, built 250 resamples at a time
+    qb = np.empty((len(probs), resamples))  # so 2,000 x 2,000 rows never sit in memory at once
+    for start in range(0, resamples, 250):
+        idx = bootstrap_indices(c.size, min(250, resamples - start), rng)
+        qc[:, start:start + idx.shape[0]] = np.quantile(c[idx], probs, axis=1)
+        qb[:, start:start + idx.shape[0]] = np.quantile(b[idx], probs, axis=1)
     alpha = (1 - confidence) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(qb > 0, qc / qb, np.nan)

@@ -30,7 +30,7 @@ import numpy as np
 
 VOCAB_PATH = Path(__file__).parent / "data" / "minilm-vocab.txt"
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
-TOKENS_PER_RUN = 2048
+TOKENS_PER_RUN = 1024
 
 
 class Embedder(Protocol):
@@ -120,10 +120,6 @@ class MiniLMEmbedder(_CachedEmbedder):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         opts.log_severity_level = 3
-        # No arena: onnxruntime's arena keeps the largest batch's buffers for the process's life
-        # (hundreds of MB after one long batch); allocating per run costs little at batch 32.
-        opts.enable_cpu_mem_arena = False
-        opts.enable_mem_pattern = False
         self.session = ort.InferenceSession(str(model_path), opts,
                                             providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
@@ -136,7 +132,7 @@ class MiniLMEmbedder(_CachedEmbedder):
         width = len(encs[0].ids) if encs else 0
         # Activation memory grows with batch x width (and width² in attention): a batch of 32
         # texts of 256 tokens raised peak memory by ~300 MB. Cap the tokens per run instead of
-        # the texts: short texts still batch 32 at a time, long ones 8 (~290 MB peak in all).
+        # the texts: short texts still batch 32 at a time, long ones 4.
         step = max(1, min(len(encs), TOKENS_PER_RUN // max(1, width)))
         if step < len(encs):
             return np.concatenate([self._run(encs[i:i + step]) for i in range(0, len(encs), step)])
