@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from sluice.cli import context
+from sluice.gate.measures import ALL
 from sluice.workflow import demo as demo_flow
 
 
@@ -24,10 +25,15 @@ def demo(
         r = o.result
         out.print(f"[bold]{demo_flow.FAST if name == 'fast' else demo_flow.CAREFUL}[/]: "
                   f"[bold]{r.verdict.upper()}[/] (exit {r.exit_code})")
+        lat = next((x for x in r.latency if x.cohort == ALL), None)
+        cost = r.cost_for(ALL)
+        if lat is not None and cost is not None:
+            out.print(f"  p50 latency {lat.baseline_ms.get('p50', 0):.0f} ms -> {lat.candidate_ms.get('p50', 0):.0f} ms, "
+                      f"cost per row ${cost.cost_baseline:.5f} -> ${cost.cost_candidate:.5f}")
         for reason in r.reasons[:4]:
             out.print(f"  - {reason}")
     out.print()
-    out.print("Look next at:")
+    out.print("Look next at (with the venv active: source .venv/bin/activate):")
     out.print(f"  the HTML report of the failing gate:  {root / 'reports' / 'gate-fast.html'}")
     out.print(f"  the pull-request comment:            {root / 'reports' / 'gate-fast.md'}")
     out.print(f"  the passing gate:                    {root / 'reports' / 'gate-careful.html'}")

@@ -16,7 +16,7 @@ from rich.console import Console
 from sluice.config import load_settings
 from sluice.dataset.version import import_dataset
 from sluice.demo.project import write_project
-from sluice.gate.report.terminal import render_terminal
+from sluice.gate.report.terminal import banner
 from sluice.release.loader import load_release
 from sluice.release.registry import register
 from sluice.store import open_store
@@ -56,7 +56,7 @@ def run(root: Path, out: Console, err: Console, progress: bool = True) -> DemoOu
                 junit=str(reports / f"gate-{name}.junit.xml"), json=str(reports / f"gate-{name}.json"),
                 progress=progress)
             outcome = gate_flow.run(store, settings, opts, err)
-            render_terminal(outcome.result, out)
+            out.print(banner(outcome.result))  # the full tables are in the reports and `sluice gate`
             outcomes[name] = outcome
     finally:
         store.close()
