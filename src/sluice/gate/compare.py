@@ -144,7 +144,7 @@ def _comparable_evaluators(policy: GatePolicy, c: RunInfo, b: RunInfo, candidate
         rule = policy.rule_for(name)
         if rule and rule.version and vc and rule.version != vc:
             raise DataError(f"the policy pins evaluator '{name}' to version {rule.version}, the runs used {vc}",
-                            Location(field=f"evaluators.{name}.version"))
+                            Location(file=policy.source, field=f"evaluators.{name}.version"))
         out[name] = vc
     return out
 

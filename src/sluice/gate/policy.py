@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from sluice.digest import digest_of
 from sluice.yamlio import load_yaml, parse_yaml, validate_model
@@ -99,6 +99,11 @@ class GatePolicy(_Strict):
     latency: LatencyRule = Field(default_factory=LatencyRule)
     cost: CostRule = Field(default_factory=CostRule)
     report: ReportOptions = Field(default_factory=ReportOptions)
+    _source: str | None = PrivateAttr(default=None)  # the file it was loaded from, for messages
+
+    @property
+    def source(self) -> str | None:
+        return self._source
 
     @field_validator("evaluators")
     @classmethod
@@ -163,7 +168,9 @@ def _from_data(data: Any, lines: dict, file: str) -> GatePolicy:
 def load_policy(path: str | Path) -> GatePolicy:
     """Load ``gate.yaml``; errors are one ConfigError naming file:line and field."""
     data, lines = load_yaml(path)
-    return _from_data(data, lines, str(path))
+    policy = _from_data(data, lines, str(path))
+    policy._source = str(path)
+    return policy
 
 
 def parse_policy(text: str, file: str = "gate.yaml") -> GatePolicy:
