@@ -30,7 +30,8 @@ from sluice.gateway.config import GatewaySettings
 from sluice.gateway.execute import Candidate, GatewayFailure, Trail, guard, render_cached, run_with_fallbacks
 from sluice.gateway.mirror import Mirror, MirrorJob
 from sluice.gateway.releases import BadRequest, PreparedRelease, prepare
-from sluice.gateway.routing import CANARY, FALLBACK, SHADOW, STABLE, Identifier, choose_arm, mirror_this
+from sluice.gateway.routing import CACHE, CANARY, FALLBACK, SHADOW, STABLE, Identifier, choose_arm, mirror_this
+from sluice.gateway.semantic_cache import Lookup, SemanticCache, answer_of, replay_completion, replay_events
 from sluice.gateway.spans import RequestRecord, SpanSink, new_span_id, new_trace_id, now_ns, parse_traceparent
 from sluice.gateway.streaming import serve_stream
 from sluice.gateway.local import request_meta
@@ -96,6 +97,7 @@ class Gateway:
             {"id": name, "object": "model", "created": 0, "owned_by": "sluice"} for name in sorted(deployments)]})
         self.requests = 0
         self.metrics = GatewayMetrics(lambda name: name in self.deployments)
+        self.cache = SemanticCache(settings.semantic_cache) if settings.semantic_cache.enabled else None
 
     # lifecycle -----------------------------------------------------------------------------
     @property
@@ -106,10 +108,14 @@ class Gateway:
 
     async def startup(self) -> None:
         self.mirror.start()
+        if self.cache is not None:
+            await asyncio.to_thread(self.cache.start)  # loads the embedding model
 
     async def shutdown(self) -> None:
         await self.mirror.drain()
         await self.mirror.stop()
+        if self.cache is not None:
+            await asyncio.to_thread(self.cache.close)
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -212,11 +218,17 @@ class Gateway:
                 self.mirror.offer(MirrorJob(dep.name, dep.shadow, body, ident.cohort, ident.user_key,
                                             ident.session_id, trace_id, rec.span_id))
             routed = [(b"x-sluice-cohort", protocol.header_value(ident.cohort))] + trace_header
+            lookup = None
+            if self.cache is not None and dep.config.low_risk:
+                lookup = await self._cache_lookup(dep.name, headers, body, rec)
+                if lookup is not None and lookup.answer is not None:
+                    await self._from_cache(send, body, lookup, rec, routed)
+                    return
             deadline = time.monotonic() + self.settings.deadline_s
             if rec.stream:
-                await serve_stream(self, scope, receive, send, body, chain, deadline, rec, routed)
+                await serve_stream(self, scope, receive, send, body, chain, deadline, rec, routed, lookup)
             else:
-                await self._complete(send, body, chain, deadline, rec, routed)
+                await self._complete(send, body, chain, deadline, rec, routed, lookup)
         except GatewayFailure as f:
             rec.status, rec.error_type, rec.error_message, rec.http_status = "error", f.kind, f.message, f.status
             extra = trace_header + ([(b"x-sluice-release", rec.release.encode()), (b"x-sluice-route", rec.route.encode())]
@@ -263,8 +275,31 @@ class Gateway:
         rec.route, rec.release, rec.release_ref = arm, release.digest, release.ref
         return dep.canary_chain if arm == CANARY else dep.stable_chain
 
+    async def _cache_lookup(self, deployment: str, headers: dict[str, str], body: dict[str, Any],
+                            rec: RequestRecord) -> Lookup | None:
+        lookup = await self.cache.lookup(deployment, rec.release, self.cache.tenant(headers, body), body)
+        if lookup is not None:
+            hit = lookup.answer is not None
+            self.metrics.cache_lookup(deployment, hit)
+            rec.extra["sluice.cache"] = "hit" if hit else "miss"
+            if hit:
+                rec.extra["sluice.cache_similarity"] = round(lookup.similarity or 0.0, 4)
+        return lookup
+
+    async def _from_cache(self, send, body: dict[str, Any], lookup: Lookup, rec: RequestRecord, routed: list) -> None:
+        rec.route, rec.model = CACHE, lookup.answer.get("model")
+        if self.settings.capture_content_chars:
+            rec.output_text = _text(lookup.answer["message"].get("content") or "", self.settings.capture_content_chars)
+        headers = routed + _release_headers(rec)
+        if rec.stream:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            await protocol.send_body(send, 200, replay_events(lookup.answer, include_usage), b"text/event-stream",
+                                     headers + [(b"cache-control", b"no-cache")])
+        else:
+            await protocol.send_json(send, 200, replay_completion(lookup.answer), headers)
+
     async def _complete(self, send, body: dict[str, Any], chain: list[Candidate], deadline: float,
-                        rec: RequestRecord, routed: list) -> None:
+                        rec: RequestRecord, routed: list, lookup: Lookup | None = None) -> None:
         rendered: dict[int, list] = {}
         meta = request_meta(body, rec.cohort)
 
@@ -288,6 +323,10 @@ class Gateway:
         self._answered(rec, cand, result.data)
         raw = (protocol.blocked_completion(result.data, cand.release.guardrails.block_message(rec.guardrail))
                if blocked else result.raw)
+        if lookup is not None and not blocked:
+            choice = result.data["choices"][0]
+            self.cache.store(lookup, cand.release.digest,
+                             answer_of(choice.get("message") or {}, choice.get("finish_reason"), rec.model))
         await protocol.send_json(send, 200, raw, routed + _release_headers(rec))
 
     def _answered(self, rec: RequestRecord, cand: Candidate, data: dict[str, Any]) -> None:
@@ -338,7 +377,9 @@ class Gateway:
         return {"requests": self.requests, "spans_submitted": self.spans.submitted,
                 "spans_dropped": self.spans.dropped, "mirror_enqueued": self.mirror.enqueued,
                 "mirror_dropped": self.mirror.dropped, "mirror_completed": self.mirror.completed,
-                "mirror_failed": self.mirror.failed, "circuits_opened": self.breakers.opened}
+                "mirror_failed": self.mirror.failed, "circuits_opened": self.breakers.opened,
+                "cache_stored": self.cache.stored if self.cache else 0,
+                "cache_shared_in": self.cache.shared_in if self.cache else 0}
 
 
 def _apply_trail(rec: RequestRecord, trail: Trail) -> None:

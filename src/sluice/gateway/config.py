@@ -46,12 +46,28 @@ class ShadowArm(Strict):
     percent: float = Field(default=100.0, ge=0, le=100, description="share of requests mirrored")
 
 
+class SemanticCacheSettings(Strict):
+    """The semantic cache (``sluice.gateway.semantic_cache``); used by ``low_risk`` deployments only."""
+
+    enabled: bool = False
+    threshold: float = Field(default=0.95, gt=0, le=1, description="cosine similarity of the last user messages")
+    ttl_s: float = Field(default=3600.0, gt=0)
+    max_entries: int = Field(default=10_000, gt=0, description="per cache key (ring buffer)")
+    max_keys: int = Field(default=256, gt=0, description="cache keys kept, least recently used evicted")
+    tenant_header: str = "x-sluice-tenant"
+    tenant_metadata_key: str = "tenant"
+    embedder: str = "minilm"
+    redis_url: str | None = Field(default=None, description="redis://host:port/db shared by gateway replicas")
+    redis_stream: str = "sluice:semantic-cache"
+
+
 class Deployment(Strict):
     stable: str
     canary: CanaryArm | None = None
     shadow: ShadowArm | None = None
     salt: str | None = Field(default=None, description="rollout salt; a new salt reshuffles users (default: the name)")
     fallback_to_stable: bool = Field(default=True, description="a failing canary falls back to the stable release")
+    low_risk: bool = Field(default=False, description="answers may come from the semantic cache")
 
 
 class GatewaySettings(Strict):
@@ -74,6 +90,7 @@ class GatewaySettings(Strict):
     mirror_queue: int = Field(default=256, gt=0, description="shadow requests waiting; more are dropped and counted")
     mirror_workers: int = Field(default=4, gt=0, le=256)
     capture_content_chars: int = Field(default=4096, ge=0, description="input/output text kept on spans (0: none)")
+    semantic_cache: SemanticCacheSettings = Field(default_factory=SemanticCacheSettings)
 
     @field_validator("sticky_keys")
     @classmethod

@@ -25,6 +25,7 @@ from sluice.gateway.execute import (Candidate, Committed, Trail, guard, parse_ev
 from sluice.gateway.guardrails import ResponseView
 from sluice.gateway.local import request_meta
 from sluice.gateway.routing import FALLBACK
+from sluice.gateway.semantic_cache import answer_of
 from sluice.gateway.spans import RequestRecord
 from sluice.gateway.upstream import open_stream
 from sluice.providers.base import ProviderError
@@ -64,6 +65,14 @@ class Accumulator:
             if choice.get("finish_reason"):
                 self.finish = choice["finish_reason"]
 
+    def message(self) -> dict[str, Any]:
+        """The assembled assistant message (``chat.completion`` shape)."""
+        msg: dict[str, Any] = {"role": "assistant", "content": "".join(self.parts) or None}
+        if self.calls:
+            msg["tool_calls"] = [{"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": a}}
+                                 for i, (n, a) in ((i, self.calls[i]) for i in sorted(self.calls))]
+        return msg
+
     def view(self) -> ResponseView:
         return ResponseView("".join(self.parts), tuple((n, a) for n, a in (self.calls[i] for i in sorted(self.calls))))
 
@@ -92,9 +101,10 @@ def _blocked_events(committed: Committed, message: str) -> list[tuple[bytes, dic
 
 
 async def serve_stream(gw: Any, scope, receive, send, body: dict[str, Any], chain: list[Candidate], deadline: float,
-                       rec: RequestRecord, routed: list) -> None:
+                       rec: RequestRecord, routed: list, lookup: Any = None) -> None:
+    """``lookup``: the semantic cache's miss for this request; a complete answer is stored under it."""
     state = {"finished": False}
-    work = asyncio.ensure_future(_stream(gw, send, body, chain, deadline, rec, routed, state))
+    work = asyncio.ensure_future(_stream(gw, send, body, chain, deadline, rec, routed, state, lookup))
     watcher = asyncio.ensure_future(_disconnected(receive))
     try:
         done, _ = await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
@@ -119,7 +129,7 @@ async def _disconnected(receive) -> None:
 
 
 async def _stream(gw: Any, send, body: dict[str, Any], chain: list[Candidate], deadline: float,
-                  rec: RequestRecord, routed: list, state: dict) -> None:
+                  rec: RequestRecord, routed: list, state: dict, lookup: Any) -> None:
     rendered: dict[int, list] = {}
     meta = request_meta(body, rec.cohort)
 
@@ -189,6 +199,8 @@ async def _stream(gw: Any, send, body: dict[str, Any], chain: list[Candidate], d
             await send({"type": "http.response.body", "body": b"data: " + payload + b"\n\n", "more_body": False})
         else:
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+            if lookup is not None and not blocked:
+                gw.cache.store(lookup, cand.release.digest, answer_of(acc.message(), acc.finish, acc.model))
     finally:
         await stream.aclose()
         rec.model = acc.model or cand.target.model
