@@ -1,7 +1,7 @@
 """The ASGI app of ``sluice serve``: OTLP ingest, feedback, read APIs, health and OpenAPI.
 
 ``create_app`` takes an open store and returns a FastAPI app whose lifespan starts and drains the
-``SpanWriter``. Other parts (gateway, rollout, dashboard) add their routers through ``routers``
+``SpanWriter`` and the ``DecodePool`` (OTLP decode workers). Other parts (gateway, rollout, dashboard) add their routers through ``routers``
 and reach the shared writer as ``app.state.writer``. Unexpected errors become a JSON 500 with no
 traceback; request validation problems become a 400 naming the parameter.
 """
@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 from sluice import __version__
 from sluice.auth.keys import KeyRing
 from sluice.server import api, ingest
+from sluice.server.decode_pool import DecodePool
 from sluice.telemetry import schema
 from sluice.telemetry.config import TelemetrySettings
 from sluice.telemetry.normalize import Normalizer
@@ -37,13 +38,17 @@ def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
         writer = SpanWriter(store, Normalizer(settings), batch_max_spans=settings.batch_max_spans,
                             queue_max_spans=settings.queue_max_spans)
 
+    decode_pool = DecodePool(settings, settings.ingest_workers)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if own_writer:
             writer.start()
+        decode_pool.start()
         try:
             yield
         finally:
+            await asyncio.to_thread(decode_pool.close)
             if own_writer:
                 await asyncio.to_thread(writer.close)
 
@@ -52,6 +57,7 @@ def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
     app.state.store = store
     app.state.telemetry = settings
     app.state.writer = writer
+    app.state.decode_pool = decode_pool
     app.state.keyring = KeyRing(store)
     app.include_router(ingest.router)
     app.include_router(api.router)

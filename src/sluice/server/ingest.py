@@ -4,7 +4,8 @@ OTLP replies follow the specification: the body is an ``ExportTraceServiceRespon
 request's own encoding; malformed input is a 400 carrying a ``google.rpc.Status`` with the
 reason; a full queue is a 503 with ``Retry-After`` (retryable); spans with bad ids are dropped
 and reported as ``partial_success``. A 200 is sent only after the writer has committed the
-request's spans.
+request's spans. Decoding and normalising happen in ``app.state.decode_pool`` (worker processes
+for large bodies); a worker that dies twice on one body is a 503 as well.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
+from sluice.server.decode_pool import WorkerCrashed
 from sluice.server.security import INGEST_SCOPES, AuthFailed, authorize
 from sluice.telemetry import otlp
 from sluice.telemetry.feedback import Feedback, record_feedback
@@ -78,19 +80,24 @@ async def _export(request: Request) -> Response:
     if kind is None:
         return status(415, 3, f"unsupported Content-Type '{request.headers.get('content-type', '')}': "
                               "use application/x-protobuf or application/json")
+    writer = request.app.state.writer
+    if writer.full:  # refuse before spending a worker on a body that could not be queued
+        return status(503, 14, f"ingest queue full ({writer.queued_spans} spans waiting)", {"Retry-After": "1"})
     try:
         raw = await read_body(request, settings.max_body_bytes)
-        body = otlp.decompress(raw, request.headers.get("content-encoding"), settings.max_decompressed_bytes)
-        decoded = otlp.decode(body, kind)
+        prepared = await request.app.state.decode_pool.prepare(raw, request.headers.get("content-encoding"), kind)
     except (BodyTooLarge, otlp.TooLarge):
         return status(413, 8, f"body exceeds the limit ({settings.max_body_bytes} bytes as sent, "
                               f"{settings.max_decompressed_bytes} decompressed)")
     except otlp.OtlpError as e:
         return status(400, 3, str(e))
-    if decoded.spans:
-        writer = request.app.state.writer
+    except Backpressure as e:
+        return status(503, 14, str(e), {"Retry-After": "1"})
+    except WorkerCrashed as e:
+        return status(503, 14, str(e), {"Retry-After": "1"})
+    if prepared.batch.count:
         try:
-            ticket = writer.submit(decoded.spans, loop=asyncio.get_running_loop())
+            ticket = writer.submit_batch(prepared.batch, loop=asyncio.get_running_loop())
         except Backpressure as e:
             return status(503, 14, str(e), {"Retry-After": "1"})
         except WriterClosed as e:
@@ -99,8 +106,8 @@ async def _export(request: Request) -> Response:
             await ticket.wait_async()
         except Exception as e:  # noqa: BLE001 - the store failed; the client may retry
             return status(503, 14, f"spans not committed: {type(e).__name__}", {"Retry-After": "1"})
-    message = "; ".join(decoded.reasons)
-    return Response(otlp.success_body(reply, decoded.rejected, message), 200, media_type=reply)
+    message = "; ".join(prepared.reasons)
+    return Response(otlp.success_body(reply, prepared.rejected, message), 200, media_type=reply)
 
 
 @router.post("/api/feedback", summary="Record user feedback for a trace",

@@ -7,8 +7,10 @@ only after that transaction has committed. So an OTLP 200 can wait for its ticke
 full ``submit`` raises ``Backpressure`` at once (the endpoint answers 503 + Retry-After) instead
 of letting memory grow.
 
-Bulk paths: DuckDB inserts a whole batch from NumPy column arrays in one statement (about two
-orders of magnitude faster than ``executemany``); PostgreSQL uses ``COPY``. The writer uses its
+Submissions travel as ``SpanBatch``es, column-major, so a batch made in another process (the
+server's decode workers) crosses the process boundary as a few long tuples and the writer only
+concatenates columns. Bulk paths: DuckDB inserts a whole group from NumPy column arrays in one
+statement (about two orders of magnitude faster than ``executemany``); PostgreSQL uses ``COPY``. The writer uses its
 own connection (a DuckDB cursor on the same database, a new psycopg connection), so long
 metrics queries on the store's connection never block ingest.
 """
@@ -16,9 +18,11 @@ metrics queries on the store's connection never block ingest.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
@@ -30,6 +34,20 @@ from sluice.telemetry.schema import SPAN_COLUMNS
 log = logging.getLogger("sluice.telemetry.writer")
 EVAL_COLUMNS = ("trace_id", "span_id", "evaluator", "passed", "score", "label", "source", "created_at")
 _BOOL_COLUMNS = {"fallback_used", "cache_hit", "is_request"}
+
+
+@dataclass(slots=True)
+class SpanBatch:
+    """Span rows column by column (``SPAN_COLUMNS`` order) plus online-evaluation rows."""
+
+    columns: list[tuple]
+    count: int
+    evals: list[tuple] = field(default_factory=list)
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple], evals: Iterable[tuple] = ()) -> "SpanBatch":
+        columns = list(zip(*rows)) if rows else [() for _ in SPAN_COLUMNS]
+        return cls(columns, len(rows), list(evals))
 
 
 class Backpressure(Exception):
@@ -84,7 +102,7 @@ class SpanWriter:
         self.normalizer = normalizer or Normalizer()
         self.batch_max_spans = batch_max_spans
         self.queue_max_spans = queue_max_spans
-        self._queue: deque[tuple[list[tuple], list[tuple], Ticket]] = deque()
+        self._queue: deque[tuple[SpanBatch, Ticket]] = deque()
         self._queued = 0
         self._cond = threading.Condition()
         self._closed = False
@@ -103,20 +121,29 @@ class SpanWriter:
     def submit(self, spans: list[RawSpan], *, loop: asyncio.AbstractEventLoop | None = None) -> Ticket:
         """Normalise in the caller's thread and queue; raises ``Backpressure`` when full."""
         rows, evals = self.normalizer.rows(spans)
-        return self.submit_rows(rows, evals, loop=loop)
+        return self.submit_batch(SpanBatch.from_rows(rows, evals), loop=loop)
 
     def submit_rows(self, rows: list[tuple], evals: Iterable[tuple] = (), *,
                     loop: asyncio.AbstractEventLoop | None = None) -> Ticket:
-        ticket = Ticket(len(rows), loop)
+        return self.submit_batch(SpanBatch.from_rows(rows, evals), loop=loop)
+
+    def submit_batch(self, batch: SpanBatch, *, loop: asyncio.AbstractEventLoop | None = None) -> Ticket:
+        """Queue already-normalised spans; raises ``Backpressure`` when full."""
+        ticket = Ticket(batch.count, loop)
         with self._cond:
             if self._closed:
                 raise WriterClosed("the span writer is closed")
-            if self._queued and self._queued + len(rows) > self.queue_max_spans:
+            if self._queued and self._queued + batch.count > self.queue_max_spans:
                 raise Backpressure(f"ingest queue full ({self._queued} spans waiting)")
-            self._queue.append((rows, list(evals), ticket))
-            self._queued += len(rows)
+            self._queue.append((batch, ticket))
+            self._queued += batch.count
             self._cond.notify()
         return ticket
+
+    @property
+    def full(self) -> bool:
+        """True when the queue holds ``queue_max_spans`` (cheap check before decoding a body)."""
+        return self._queued >= self.queue_max_spans
 
     @property
     def queued_spans(self) -> int:
@@ -140,31 +167,31 @@ class SpanWriter:
                     self._cond.wait()
                 if not self._queue and self._closed:
                     return
-                batch = [self._queue.popleft()]
-                size = len(batch[0][0])
-                while self._queue and size + len(self._queue[0][0]) <= self.batch_max_spans:
+                group = [self._queue.popleft()]
+                size = group[0][0].count
+                while self._queue and size + self._queue[0][0].count <= self.batch_max_spans:
                     item = self._queue.popleft()
-                    batch.append(item)
-                    size += len(item[0])
-            errors = self._write(batch)
+                    group.append(item)
+                    size += item[0].count
+            errors = self._write([batch for batch, _ in group])
             with self._cond:
                 self._queued -= size
-            for (_, _, ticket), error in zip(batch, errors):
+            for (_, ticket), error in zip(group, errors):
                 ticket._resolve(error)
 
-    def _write(self, batch: list[tuple[list[tuple], list[tuple], Ticket]]) -> list[BaseException | None]:
+    def _write(self, group: list[SpanBatch]) -> list[BaseException | None]:
         """Commit the group; if it fails, retry submission by submission so one bad request
         cannot fail its neighbours."""
         try:
-            self._sink.write([r for item in batch for r in item[0]], [e for item in batch for e in item[1]])
-            self.committed_spans += sum(len(item[0]) for item in batch)
+            self._sink.write(group)
+            self.committed_spans += sum(b.count for b in group)
             self.batches += 1
-            return [None] * len(batch)
+            return [None] * len(group)
         except Exception as e:  # noqa: BLE001 - reported to the waiting callers
-            if len(batch) == 1:
-                log.error("span batch of %d failed: %s", len(batch[0][0]), e)
+            if len(group) == 1:
+                log.error("span batch of %d failed: %s", group[0].count, e)
                 return [e]
-        return [self._write([item])[0] for item in batch]
+        return [self._write([b])[0] for b in group]
 
 
 def _sink_for(store: Any):
@@ -180,14 +207,15 @@ class _DuckSink:
         self._insert = f"INSERT INTO spans ({cols}) SELECT {cols} FROM sluice_span_batch"
         self._insert_evals = f"INSERT INTO span_evals ({', '.join(EVAL_COLUMNS)}) VALUES ({', '.join('?' * len(EVAL_COLUMNS))})"
 
-    def write(self, rows: list[tuple], evals: list[tuple]) -> None:
-        columns = list(zip(*rows)) if rows else [[] for _ in SPAN_COLUMNS]
-        batch = {name: _column(name, values) for name, values in zip(SPAN_COLUMNS, columns)}
+    def write(self, group: list[SpanBatch]) -> None:
+        count = sum(b.count for b in group)
+        evals = [e for b in group for e in b.evals]
+        batch = {name: _column(name, [b.columns[i] for b in group], count) for i, name in enumerate(SPAN_COLUMNS)}
         self.conn.register("sluice_span_batch", batch)
         try:
             self.conn.execute("BEGIN TRANSACTION")
             try:
-                if rows:
+                if count:
                     self.conn.execute(self._insert)
                 if evals:
                     self.conn.executemany(self._insert_evals, [list(e) for e in evals])
@@ -202,14 +230,15 @@ class _DuckSink:
         self.conn.close()
 
 
-def _column(name: str, values) -> np.ndarray:
+def _column(name: str, parts: list[tuple], count: int) -> np.ndarray:
+    values = parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
     if name in _BOOL_COLUMNS:
-        return np.fromiter(values, dtype=bool, count=len(values))
+        return np.fromiter(values, dtype=bool, count=count)
     if name == "start_ns":
-        return np.fromiter(values, dtype=np.int64, count=len(values))
+        return np.fromiter(values, dtype=np.int64, count=count)
     if name in ("duration_ms", "ingested_at"):
-        return np.fromiter(values, dtype=np.float64, count=len(values))
-    return np.array(values, dtype=object)
+        return np.fromiter(values, dtype=np.float64, count=count)
+    return np.fromiter(values, dtype=object, count=count)
 
 
 class _PostgresSink:
@@ -221,12 +250,14 @@ class _PostgresSink:
         self._insert_evals = (f"INSERT INTO span_evals ({', '.join(EVAL_COLUMNS)}) "
                               f"VALUES ({', '.join(['%s'] * len(EVAL_COLUMNS))})")
 
-    def write(self, rows: list[tuple], evals: list[tuple]) -> None:
+    def write(self, group: list[SpanBatch]) -> None:
+        evals = [e for b in group for e in b.evals]
         with self.conn.transaction(), self.conn.cursor() as cur:
-            if rows:
+            if any(b.count for b in group):
                 with cur.copy(self._copy) as copy:
-                    for r in rows:
-                        copy.write_row(r)
+                    for b in group:
+                        for r in zip(*b.columns):
+                            copy.write_row(r)
             if evals:
                 cur.executemany(self._insert_evals, evals)
 

@@ -1,0 +1,134 @@
+"""Decoding and normalising OTLP bodies in worker processes, feeding the one span writer.
+
+Protobuf decoding and attribute normalisation are pure Python and hold the GIL; in the server
+process they would cap ingest at one core and stall the event loop. ``DecodePool`` sends each
+large body (bytes in) to a pool of worker processes, which decompress, decode and normalise it
+and send back a column-major ``SpanBatch`` (plus the partial-success count). The server process
+keeps the HTTP loop and the single writer thread, which is all DuckDB allows (one process per
+file) and what group commit needs: the 200 still waits for the writer's commit.
+
+Small bodies are handled in the server process, where the round trip to a worker would cost
+more than the work. Bodies waiting for a worker are bounded in bytes (``Backpressure`` → 503).
+A worker that dies (OOM killer, a crash in C code) breaks the pool: the requests it held fail
+over once to a fresh pool, and a request that breaks the pool twice gets a 503; nothing is
+acknowledged before its spans are committed, so no acknowledged span is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import NamedTuple
+
+from sluice.telemetry import otlp
+from sluice.telemetry.config import TelemetrySettings
+from sluice.telemetry.normalize import Normalizer
+from sluice.telemetry.writer import Backpressure, SpanBatch
+
+log = logging.getLogger("sluice.server.decode")
+INLINE_MAX_BYTES = 16 * 1024  # below this a worker round trip costs more than the decoding
+
+
+class Prepared(NamedTuple):
+    batch: SpanBatch
+    rejected: int
+    reasons: list[str]
+
+
+class WorkerCrashed(Exception):
+    """A decode worker died twice while holding this request's body."""
+
+
+def prepare(normalizer: Normalizer, body: bytes, encoding: str | None, kind: str, limit: int) -> Prepared:
+    """Decompress, decode and normalise one export body (raises ``OtlpError`` / ``TooLarge``)."""
+    decoded = otlp.decode(otlp.decompress(body, encoding, limit), kind)
+    rows, evals = normalizer.rows(decoded.spans)
+    return Prepared(SpanBatch.from_rows(rows, evals), decoded.rejected, decoded.reasons)
+
+
+_worker_normalizer: Normalizer | None = None
+
+
+def _init_worker(settings_json: str) -> None:
+    global _worker_normalizer
+    _worker_normalizer = Normalizer(TelemetrySettings.model_validate_json(settings_json))
+
+
+def _prepare_in_worker(body: bytes, encoding: str | None, kind: str, limit: int) -> Prepared:
+    return prepare(_worker_normalizer, body, encoding, kind, limit)
+
+
+class DecodePool:
+    """``await pool.prepare(body, encoding, kind)`` → ``Prepared``; ``workers=0`` decodes in threads."""
+
+    def __init__(self, settings: TelemetrySettings, workers: int | None = None, *,
+                 inline_max_bytes: int = INLINE_MAX_BYTES):
+        self.settings = settings
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
+        self.inline_max_bytes = inline_max_bytes
+        self.normalizer = Normalizer(settings)
+        self.pending_bytes = 0
+        self.restarts = 0
+        self._executor: ProcessPoolExecutor | None = None
+
+    def start(self) -> "DecodePool":
+        if self.workers > 0 and self._executor is None:
+            self._executor = self._new_executor()
+        return self
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers (for operations and tests)."""
+        procs = getattr(self._executor, "_processes", None) or {}
+        return [p.pid for p in list(procs.values()) if p.is_alive()]
+
+    async def prepare(self, body: bytes, encoding: str | None, kind: str) -> Prepared:
+        limit = self.settings.max_decompressed_bytes
+        if self._executor is None or len(body) <= self.inline_max_bytes:
+            if len(body) <= self.inline_max_bytes:
+                return prepare(self.normalizer, body, encoding, kind, limit)
+            return await asyncio.to_thread(prepare, self.normalizer, body, encoding, kind, limit)
+        if self.pending_bytes and self.pending_bytes + len(body) > self.settings.decode_queue_max_bytes:
+            raise Backpressure(f"decode queue full ({self.pending_bytes} bytes waiting)")
+        self.pending_bytes += len(body)
+        try:
+            try:
+                return await self._in_worker(body, encoding, kind, limit)
+            except BrokenProcessPool:
+                log.warning("a decode worker died; retrying its request on a fresh pool")
+            try:
+                return await self._in_worker(body, encoding, kind, limit)
+            except BrokenProcessPool:
+                raise WorkerCrashed("a decode worker died twice while decoding this body") from None
+        finally:
+            self.pending_bytes -= len(body)
+
+    async def _in_worker(self, body: bytes, encoding: str | None, kind: str, limit: int) -> Prepared:
+        executor = self._executor
+        try:
+            return await asyncio.wrap_future(executor.submit(_prepare_in_worker, body, encoding, kind, limit))
+        except BrokenProcessPool:
+            self._replace(executor)
+            raise
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """Swap in a fresh pool, once per broken pool however many requests noticed."""
+        if self._executor is not broken:
+            return
+        self.restarts += 1
+        self._executor = self._new_executor()
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["sluice.server.decode_pool"])
+        return ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(self.settings.model_dump_json(),))
