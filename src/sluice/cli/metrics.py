@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from sluice.cli import context
 from sluice.telemetry import schema as _schema  # noqa: F401 - registers the telemetry tables before the store opens
@@ -49,10 +49,30 @@ def metrics(
         context.console_err().print("no spans in the selected range")
         return
     keys = list(q.group_by) + (["window_start"] if q.window_s else [])
-    table = Table(*keys, *(label for _, label, _ in TABLE_COLUMNS))
+    table = Table(*(Column(k, no_wrap=True) for k in keys), *(label for _, label, _ in TABLE_COLUMNS))
+    names = _release_names(rows)
     for r in rows:
-        table.add_row(*(str(r[k]) or "-" for k in keys), *(_fmt(r[k], f) for k, _, f in TABLE_COLUMNS))
+        table.add_row(*(_group_value(k, r[k], names) for k in keys), *(_fmt(r[k], f) for k, _, f in TABLE_COLUMNS))
     context.console().print(table)
+
+
+def _release_names(rows: list[dict]) -> dict[str, str]:
+    """digest -> name@version for the releases this store knows, so the table reads as releases."""
+    digests = {r.get("release") for r in rows if str(r.get("release") or "").startswith("sha256:")}
+    names = {}
+    for d in digests:
+        rec = context.store().get_release(d)
+        if rec is not None:
+            names[d] = f"{rec.name}@{rec.version}"
+    return names
+
+
+def _group_value(key: str, value, names: dict[str, str]) -> str:
+    if key == "release" and value in names:
+        return names[value]
+    if key == "release" and str(value or "").startswith("sha256:"):
+        return str(value)[:19]
+    return str(value) if value not in (None, "") else "-"
 
 
 def _fmt(value, pattern: str) -> str:
