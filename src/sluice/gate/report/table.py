@@ -33,6 +33,8 @@ def worst(statuses: list[str]) -> str:
 def table_rows(result: GateResult) -> list[TableRow]:
     rows = []
     for m in result.eval:
+        if not (m.n_candidate or m.n_baseline or m.eval_errors_candidate or m.eval_errors_baseline):
+            continue  # no row of this cohort is in the evaluator's scope: nothing to show
         checks = [c for c in result.checks if c.evaluator == m.evaluator and c.cohort == m.cohort]
         if not checks:  # a cohort that was not judged carries its row-count check
             checks = [c for c in result.checks if c.metric == "rows" and c.cohort == m.cohort]
