@@ -14,6 +14,17 @@ test: $(VENV)/.installed-test  ## set up and run every test (PostgreSQL tests ne
 bench: $(VENV)/.installed-test  ## run the benchmarks, results in bench/results/
 	$(BIN)/python bench/gate_bench.py
 
+.PHONY: bench-gateway
+LITELLM_VENV = bench/.venv-litellm
+bench-gateway: $(VENV)/.installed-test $(LITELLM_VENV)/.installed  ## gateway vs LiteLLM on loopback, results in bench/results/gateway.*
+	$(BIN)/python bench/gateway_bench.py
+
+# LiteLLM (and py-spy, for --profile) live in their own venv, never in the project's
+$(LITELLM_VENV)/.installed:
+	test -x $(LITELLM_VENV)/bin/python || $(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install -q 'litellm[proxy]==1.108.7' 'py-spy==0.4.3' && touch $@ \
+		|| echo "LiteLLM could not be installed: the gateway benchmark runs without it and says so"
+
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip

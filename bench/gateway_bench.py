@@ -1,0 +1,731 @@
+"""Gateway benchmark: latency Sluice's gateway adds, the highest rate it sustains, its memory, and
+LiteLLM's proxy side by side on the same upstream and the same load, in one run.
+
+Everything runs on loopback, in separate processes, pinned with ``taskset``:
+
+    core 0: the scripted upstream (``python -m sluice.testing.upstream``, 20 ms per answer) and the
+            load generator (this file, ``loadgen`` subcommand: open loop, constant arrival rate)
+    core 1: the gateway under test (``sluice serve``, one uvicorn worker) or LiteLLM's proxy
+            (``litellm --num_workers 1``); one at a time, the other idle
+
+Added latency = percentile through the gateway − same percentile of direct calls to the upstream,
+at the same offered rate in the same round (a difference of percentiles, not a percentile of
+differences). Latency is counted from each request's *scheduled* send time, so a gateway that
+falls behind is charged for the queueing it causes (no coordinated omission).
+
+    .venv/bin/python bench/gateway_bench.py                 # full run (~8 min), writes bench/results/gateway.*
+    .venv/bin/python bench/gateway_bench.py --quick         # smoke run, results not written
+    .venv/bin/python bench/gateway_bench.py --profile 20    # py-spy profile of the gateway at 1,000 req/s
+
+LiteLLM is looked for in ``bench/.venv-litellm`` (``make bench-gateway`` creates it); py-spy too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = ROOT / ".venv" / "bin" / "python"
+LITELLM_VENV = HERE / ".venv-litellm"
+RESULTS = HERE / "results"
+LOAD_CPU, GATEWAY_CPU = "0", "1"
+UPSTREAM_MS = 20.0
+RATES = (200, 500, 1000)
+LADDER = (25, 50, 100, 150, 200, 300, 500, 750, 1000, 1250, 1500, 1750, 2000, 2500, 3000)
+P99_BOUND_MS = 50.0          # sustained: p99 end to end ≤ 20 ms upstream + 30 ms, and ...
+MAX_ERROR_SHARE = 0.001      # ... at most 0.1 % errors, and ...
+MIN_ACHIEVED_SHARE = 0.98    # ... at least 98 % of the offered rate answered inside the window
+TARGET_P99_ADDED_MS = 3.0    # at 500 req/s (issue 4)
+BODY = {"messages": [{"role": "user", "content": "Summarise our refund policy for a customer in two lines."}],
+        "max_tokens": 64, "temperature": 0}
+
+
+# --- load generator (runs in its own process) --------------------------------------------------
+_CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
+
+
+class _Exchange(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time. Far cheaper per request than a
+    general client (aiohttp costs ~0.2 ms of CPU per request), so the generator sharing a core with
+    the upstream still keeps to its schedule at the rates measured here."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.waiter: asyncio.Future | None = None
+        self.need = -1  # bytes of head + body expected, -1 until the head is in
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def connection_lost(self, exc) -> None:
+        self.transport = None
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("connection closed"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.need < 0:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            length = _CONTENT_LENGTH.search(self.buf[:end])
+            self.need = end + 4 + int(length.group(1)) if length else -2  # -2: chunked, wait for the last chunk
+        if (self.need >= 0 and len(self.buf) >= self.need) or (self.need == -2 and self.buf.endswith(b"0\r\n\r\n")):
+            status = int(self.buf[9:12])
+            self.buf, self.need = b"", -1
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_result(status)
+
+    async def request(self, payload: bytes) -> int:
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(payload)
+        return await self.waiter
+
+
+async def generate(url: str, model: str, token: str, rate: float, duration: float, warmup: float, timeout: float,
+                   max_in_flight: int) -> dict[str, Any]:
+    """Send POSTs at a constant arrival rate; latency from each request's scheduled time."""
+    from urllib.parse import urlsplit
+
+    import orjson
+
+    u = urlsplit(url)
+    body = orjson.dumps({**BODY, "model": model})
+    payload = (f"POST {u.path} HTTP/1.1\r\nhost: {u.netloc}\r\ncontent-type: application/json\r\n"
+               f"authorization: Bearer {token}\r\ncontent-length: {len(body)}\r\n\r\n").encode() + body
+    loop = asyncio.get_running_loop()
+    idle: list[_Exchange] = []
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    in_flight = 0
+    last_done = 0.0
+    clock = time.perf_counter  # uvloop's loop.time() has millisecond resolution
+
+    async def one(scheduled: float, measured: bool) -> None:
+        nonlocal in_flight, last_done
+        in_flight += 1
+        conn = None
+        try:
+            conn = idle.pop() if idle else (await loop.create_connection(_Exchange, u.hostname, u.port))[1]
+            status = await asyncio.wait_for(conn.request(payload), timeout)
+            idle.append(conn)
+        except asyncio.TimeoutError:
+            status = "timeout"
+        except OSError as e:
+            status = type(e).__name__
+        finally:
+            in_flight -= 1
+        if status != 200 and conn is not None and conn.transport is not None:
+            conn.transport.close()
+        done = clock()
+        if not measured:
+            return
+        if status == 200:
+            latencies.append((done - scheduled) * 1000)
+            last_done = done
+        else:
+            errors[str(status)] = errors.get(str(status), 0) + 1
+
+    tasks = set()
+    total = int((warmup + duration) * rate)
+    n_warm = int(warmup * rate)
+    start = clock() + 0.05
+    shed = 0
+    for i in range(total):
+        scheduled = start + i / rate
+        delay = scheduled - clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if in_flight >= max_in_flight:  # the target is hopelessly behind: count, do not queue
+            shed += i >= n_warm
+            continue
+        t = asyncio.ensure_future(one(scheduled, i >= n_warm))
+        tasks.add(t)
+        t.add_done_callback(tasks.discard)
+    window_end = start + total / rate
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout + 1)
+    for c in idle:
+        if c.transport is not None:
+            c.transport.close()
+    if shed:
+        errors["shed_by_generator"] = shed
+    ok = len(latencies)
+    return {"rate": rate, "duration_s": duration, "sent": total - n_warm, "ok": ok, "errors": errors,
+            "achieved_rps": round(ok / max(last_done - (start + warmup), duration), 1) if ok else 0.0,
+            "late_s": round(max(0.0, last_done - window_end), 3), "latencies_ms": [round(x, 3) for x in latencies]}
+
+
+def loadgen_main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(prog="gateway_bench.py loadgen")
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--token", default="bench-not-a-secret")
+    ap.add_argument("--rate", type=float, required=True)
+    ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--warmup", type=float, default=2)
+    ap.add_argument("--timeout", type=float, default=10)
+    ap.add_argument("--max-in-flight", type=int, default=1000)
+    a = ap.parse_args(argv)
+    import uvloop
+    out = uvloop.run(generate(a.url, a.model, a.token, a.rate, a.duration, a.warmup, a.timeout, a.max_in_flight))
+    sys.stdout.write(json.dumps(out))
+
+
+# --- processes ---------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    """A pinned child process with its resident memory and CPU time read from /proc."""
+
+    def __init__(self, name: str, cmd: list[str], cpu: str, *, env: dict[str, str] | None = None,
+                 cwd: str | None = None, log: Path | None = None):
+        self.name = name
+        self.log = log
+        out = open(log, "wb") if log else subprocess.DEVNULL
+        self.p = subprocess.Popen(["taskset", "-c", cpu, *cmd], env={**os.environ, **(env or {})}, cwd=cwd,
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def pids(self) -> list[int]:
+        """The process and its descendants (LiteLLM may fork a worker)."""
+        pids, todo = [], [self.p.pid]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            try:
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    todo += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+            except OSError:
+                pass
+        return pids
+
+    def _status_kb(self, field: str) -> int:
+        total = 0
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith(field + ":"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
+
+    def rss_mb(self) -> float:
+        return round(self._status_kb("VmRSS") / 1024, 1)
+
+    def peak_rss_mb(self) -> float:
+        return round(self._status_kb("VmHWM") / 1024, 1)
+
+    def cpu_s(self) -> float:
+        total = 0.0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except OSError:
+                pass
+        return total
+
+    def wait_ready(self, url: str, timeout: float = 90) -> None:
+        import httpx
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.p.poll() is not None:
+                tail = self.log.read_text(errors="replace")[-2000:] if self.log else ""
+                raise RuntimeError(f"{self.name} exited with {self.p.returncode}: {tail}")
+            try:
+                if httpx.get(url, timeout=1).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not answer {url} within {timeout} s")
+
+    def settle(self, max_s: float = 30) -> None:
+        """Wait until the process is idle (an overloaded proxy keeps working after the load stops)."""
+        deadline = time.monotonic() + max_s
+        while time.monotonic() < deadline:
+            c0 = self.cpu_s()
+            time.sleep(0.5)
+            if self.cpu_s() - c0 < 0.025:
+                return
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+
+
+def start_upstream(tmp: Path) -> tuple[Proc, str]:
+    port = free_port()
+    proc = Proc("upstream", [str(PY), "-m", "sluice.testing.upstream", "--port", str(port),
+                             "--latency-ms", str(UPSTREAM_MS)], LOAD_CPU, log=tmp / "upstream.log")
+    base = f"http://127.0.0.1:{port}"
+    proc.wait_ready(base + "/v1/models")
+    return proc, base
+
+
+def start_sluice(tmp: Path, upstream: str) -> tuple[Proc, str]:
+    """A release pointing at the upstream, one deployment ``bench`` with it as stable, ``sluice serve``."""
+    import yaml
+
+    from sluice.release.loader import load_release
+    from sluice.release.registry import register
+    from sluice.store import open_store
+
+    folder = tmp / "release"
+    folder.mkdir()
+    (folder / "release.yaml").write_text(yaml.safe_dump({
+        "name": "bench", "version": "1.0",
+        "components": {"responder": {"provider": "openai", "model": "scripted", "base_url": upstream + "/v1",
+                                     "api_key_env": "SLUICE_BENCH_KEY", "timeout_s": 10,
+                                     "params": {"temperature": 0, "max_tokens": 64}}}}))
+    store_url = f"duckdb:///{tmp}/sluice.duckdb"
+    store = open_store(store_url)
+    register(store, load_release(folder))
+    store.close()
+    gateway = {"deployments": {"bench": {"stable": "bench@1.0"}}}
+    (tmp / "sluice.yaml").write_text(yaml.safe_dump({"store": store_url, "gateway": gateway}))
+    shutil.copy(tmp / "sluice.duckdb", tmp / "nostore.duckdb")  # DuckDB files take one process each
+    (tmp / "nostore.yaml").write_text(yaml.safe_dump({"store": f"duckdb:///{tmp}/nostore.duckdb", "gateway": gateway}))
+    port = free_port()
+    proc = Proc("sluice", [str(ROOT / ".venv" / "bin" / "sluice"), "serve", "--port", str(port)], GATEWAY_CPU,
+                env={"SLUICE_CONFIG": str(tmp / "sluice.yaml"), "SLUICE_BENCH_KEY": "bench-not-a-secret"},
+                cwd=str(tmp), log=tmp / "sluice.log")
+    base = f"http://127.0.0.1:{port}"
+    proc.wait_ready(base + "/healthz")
+    return proc, base
+
+
+class _DiscardingWriter:
+    """Diagnostic stand-in for the server's ``SpanWriter``: normalises each span exactly as the
+    real writer does on the event loop, then drops it instead of committing it to DuckDB."""
+
+    def __init__(self) -> None:
+        from sluice.telemetry.config import TelemetrySettings
+        from sluice.telemetry.normalize import Normalizer
+        self.normalizer = Normalizer(TelemetrySettings())
+
+    def submit(self, spans, **_: Any) -> None:
+        self.normalizer.rows(spans)
+
+
+def serve_without_store_writes(argv: list[str]) -> None:
+    """``sluice serve`` with spans normalised but not committed: what the request path costs alone."""
+    from sluice.config import load_settings
+    from sluice.gateway.app import make_gateway
+    from sluice.server.app import create_app
+    from sluice.server.runner import serve_forever
+    from sluice.store import open_store
+
+    port = int(argv[0])
+    settings = load_settings()
+    store = open_store(settings.store)
+    writer = _DiscardingWriter()
+    gateway = make_gateway(settings.gateway, store, span_writer=writer)
+    serve_forever(create_app(store, routers=[gateway.router], writer=writer), "127.0.0.1", port, "warning")
+
+
+def start_sluice_nostore(tmp: Path) -> tuple[Proc, str]:
+    """The diagnostic variant, on the copy of the store that ``start_sluice`` made."""
+    port = free_port()
+    proc = Proc("sluice-nostore", [str(PY), str(Path(__file__).resolve()), "serve-nostore", str(port)], GATEWAY_CPU,
+                env={"SLUICE_CONFIG": str(tmp / "nostore.yaml"), "SLUICE_BENCH_KEY": "bench-not-a-secret"},
+                cwd=str(tmp), log=tmp / "sluice-nostore.log")
+    base = f"http://127.0.0.1:{port}"
+    proc.wait_ready(base + "/healthz")
+    return proc, base
+
+
+def litellm_version() -> str | None:
+    try:
+        out = subprocess.run([str(LITELLM_VENV / "bin" / "python"), "-c",
+                              "import importlib.metadata as m; print(m.version('litellm'))"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def start_litellm(tmp: Path, upstream: str) -> tuple[Proc, str, str]:
+    """LiteLLM's proxy with one model ``bench`` passed through to the upstream as an OpenAI model."""
+    import yaml
+
+    cfg = tmp / "litellm.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "model_list": [{"model_name": "bench", "litellm_params": {
+            "model": "openai/scripted", "api_base": upstream + "/v1", "api_key": "bench-not-a-secret"}}],
+        "litellm_settings": {"telemetry": False, "drop_params": True},
+    }))
+    port = free_port()
+    master_key = "sk-" + secrets.token_hex(32)  # LiteLLM refuses to start without one
+    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
+           "NO_DOCS": "True", "LITELLM_MASTER_KEY": master_key}
+    proc = Proc("litellm", [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(cfg), "--host", "127.0.0.1",
+                            "--port", str(port), "--num_workers", "1"], GATEWAY_CPU, env=env, cwd=str(tmp),
+                log=tmp / "litellm.log")
+    base = f"http://127.0.0.1:{port}"
+    proc.wait_ready(base + "/health/liveliness", timeout=180)
+    return proc, base, master_key
+
+
+# --- measuring ---------------------------------------------------------------------------------
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def load(url: str, model: str, rate: float, duration: float, warmup: float, token: str = "bench-not-a-secret"
+         ) -> dict[str, Any]:
+    cmd = ["taskset", "-c", LOAD_CPU, str(PY), str(Path(__file__).resolve()), "loadgen", "--url", url,
+           "--model", model, "--token", token, "--rate", str(rate), "--duration", str(duration), "--warmup", str(warmup)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=warmup + duration + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout)
+
+
+def pct(sorted_ms: list[float], q: float) -> float | None:
+    if not sorted_ms:
+        return None
+    return round(sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))], 3)
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the rounds of one (target, rate)."""
+    lat = sorted(x for r in runs for x in r["latencies_ms"])
+    sent = sum(r["sent"] for r in runs)
+    errors: dict[str, int] = {}
+    for r in runs:
+        for k, v in r["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+    out = {"sent": sent, "ok": len(lat), "errors": errors, "error_share": round(sum(errors.values()) / max(sent, 1), 4),
+           "achieved_rps": round(min(r["achieved_rps"] for r in runs), 1),
+           "p50_ms": pct(lat, 0.50), "p90_ms": pct(lat, 0.90), "p99_ms": pct(lat, 0.99),
+           "max_ms": round(lat[-1], 3) if lat else None}
+    for key in ("cpu_ms_per_req", "rss_mb_after"):
+        vals = [r[key] for r in runs if r.get(key) is not None]
+        out[key] = round(max(vals), 3) if vals else None
+    out["loadavg"] = [r["loadavg"] for r in runs]
+    return out
+
+
+def sustained(s: dict[str, Any], rate: float) -> bool:
+    return (s["p99_ms"] is not None and s["p99_ms"] <= P99_BOUND_MS and s["error_share"] <= MAX_ERROR_SHARE
+            and s["achieved_rps"] >= MIN_ACHIEVED_SHARE * rate)
+
+
+def measure(target: dict[str, Any], rate: float, duration: float, warmup: float) -> dict[str, Any]:
+    proc: Proc | None = target.get("proc")
+    if proc:
+        proc.settle()
+    avg = loadavg()
+    c0 = proc.cpu_s() if proc else 0.0
+    r = load(target["url"], target["model"], rate, duration, warmup, target.get("token", "bench-not-a-secret"))
+    r["loadavg"] = avg
+    if proc:
+        r["cpu_ms_per_req"] = round((proc.cpu_s() - c0) * 1000 / max(1, r["sent"] + int(warmup * rate)), 3)
+        r["rss_mb_after"] = proc.rss_mb()
+    print(f"  {target['name']:8s} {rate:6.0f}/s  ok {r['ok']:6d}  err {sum(r['errors'].values()):5d}  "
+          f"p50 {pct(sorted(r['latencies_ms']), .5)}  p99 {pct(sorted(r['latencies_ms']), .99)} ms  "
+          f"load {avg}", flush=True)
+    return r
+
+
+# --- the run -----------------------------------------------------------------------------------
+def start_targets(tmp: Path, upstream: str, with_litellm: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    targets = [{"name": "direct", "url": upstream + "/v1/chat/completions", "model": "scripted", "proc": None}]
+    proc, base = start_sluice(tmp, upstream)
+    targets.append({"name": "sluice", "url": base + "/v1/chat/completions", "model": "bench", "proc": proc})
+    proc, base = start_sluice_nostore(tmp)
+    targets.append({"name": "sluice-nostore", "url": base + "/v1/chat/completions", "model": "bench", "proc": proc})
+    info: dict[str, Any] = {"version": None, "status": "not run (--no-litellm)"}
+    if with_litellm:
+        info["version"] = litellm_version()
+        if info["version"] is None:
+            info["status"] = f"not installed: {LITELLM_VENV}/bin/python has no litellm (make bench-gateway creates it)"
+        else:
+            try:
+                proc, base, key = start_litellm(tmp, upstream)
+                targets.append({"name": "litellm", "url": base + "/v1/chat/completions", "model": "bench",
+                                "proc": proc, "token": key})
+                info["status"] = "ran"
+            except RuntimeError as e:
+                info["status"] = f"did not start: {str(e)[-600:]}"
+    return targets, info
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="sluice-gwbench-"))
+    upstream_proc, upstream = start_upstream(tmp)
+    procs = [upstream_proc]
+    result: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "python": platform.python_version(), "upstream_latency_ms": UPSTREAM_MS,
+        "pinning": f"gateway or LiteLLM on CPU {GATEWAY_CPU}; upstream and load generator on CPU {LOAD_CPU}",
+        "load_generator": "open loop, constant arrival rate, asyncio + uvloop with a minimal keep-alive HTTP/1.1 client, "
+                          "in its own process; "
+                          "latency from each request's scheduled send time; 10 s request timeout",
+        "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds,
+        "sustained_rule": f"p99 <= {P99_BOUND_MS} ms end to end, errors <= {MAX_ERROR_SHARE:.1%}, "
+                          f"answered >= {MIN_ACHIEVED_SHARE:.0%} of the offered rate",
+        "loadavg_start": loadavg(), "source": source_state()}
+    try:
+        targets, result["litellm"] = start_targets(tmp, upstream, not args.no_litellm)
+        procs += [t["proc"] for t in targets if t["proc"]]
+        for t in targets:  # open connections, import lazily loaded code
+            load(t["url"], t["model"], 50, 1, 1, t.get("token", "bench-not-a-secret"))
+        result["rss_idle_mb"] = {t["name"]: t["proc"].rss_mb() for t in targets if t["proc"]}
+
+        raw: dict[tuple[str, float], list[dict[str, Any]]] = {}
+        for rnd in range(args.rounds):
+            print(f"round {rnd + 1}/{args.rounds}", flush=True)
+            for rate in args.rates:
+                for t in targets:  # interleaved, so drift in machine load hits every target alike
+                    raw.setdefault((t["name"], rate), []).append(measure(t, rate, args.duration, args.warmup))
+        latency: dict[str, Any] = {}
+        for rate in args.rates:
+            row = {t["name"]: summarise(raw[(t["name"], rate)]) for t in targets}
+            for name in row:
+                if name != "direct" and row[name]["p50_ms"] is not None:
+                    row[name]["added_p50_ms"] = round(row[name]["p50_ms"] - row["direct"]["p50_ms"], 3)
+                    row[name]["added_p99_ms"] = round(row[name]["p99_ms"] - row["direct"]["p99_ms"], 3)
+            latency[str(rate)] = row
+        result["latency"] = latency
+
+        print("highest sustained rate", flush=True)
+        result["max_sustained"] = {}
+        for t in targets:
+            steps, best = [], 0
+            for rate in (r for r in LADDER if r <= args.max_rate):
+                s = summarise(raw[(t["name"], rate)]) if (t["name"], rate) in raw else \
+                    summarise([measure(t, rate, args.duration, args.warmup)])
+                ok = sustained(s, rate)
+                steps.append({"rate": rate, "ok": ok, "p99_ms": s["p99_ms"], "error_share": s["error_share"],
+                              "achieved_rps": s["achieved_rps"], "cpu_ms_per_req": s["cpu_ms_per_req"]})
+                if not ok:
+                    break
+                best = rate
+            result["max_sustained"][t["name"]] = {"rate": best, "ladder_top": best == max(
+                r for r in LADDER if r <= args.max_rate), "steps": steps}
+        result["rss_mb"] = {t["name"]: {"idle": result["rss_idle_mb"][t["name"]], "after": t["proc"].rss_mb(),
+                                        "peak": t["proc"].peak_rss_mb()} for t in targets if t["proc"]}
+        del result["rss_idle_mb"]
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["loadavg_end"] = loadavg()
+    result["targets"] = verdicts(result)
+    return result
+
+
+def source_state() -> dict[str, Any]:
+    """The commit measured, and which gateway/telemetry files differed from it (others edit them live)."""
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted": git("status", "--porcelain", "--", "src/sluice/gateway", "src/sluice/telemetry",
+                               "src/sluice/server", "src/sluice/providers").splitlines()}
+
+
+def verdicts(r: dict[str, Any]) -> dict[str, Any]:
+    at500 = r["latency"].get("500", {}).get("sluice", {})
+    out: dict[str, Any] = {"p99_added_ms_at_500_max": TARGET_P99_ADDED_MS,
+                           "p99_added_ms_at_500": at500.get("added_p99_ms"),
+                           "p99_added_met": at500.get("added_p99_ms") is not None
+                           and at500["added_p99_ms"] <= TARGET_P99_ADDED_MS}
+    if "litellm" in r["max_sustained"]:
+        out["throughput_above_litellm"] = r["max_sustained"]["sluice"]["rate"] > r["max_sustained"]["litellm"]["rate"]
+        out["p99_below_litellm_at_every_rate"] = all(
+            row["sluice"]["p99_ms"] is not None and (row["litellm"]["p99_ms"] is None
+                                                     or row["sluice"]["p99_ms"] < row["litellm"]["p99_ms"])
+            for row in r["latency"].values())
+    return out
+
+
+def markdown(r: dict[str, Any]) -> str:
+    def ms(v: Any) -> str:
+        return "–" if v is None else f"{v:.2f}"
+
+    names = [n for n in ("sluice", "sluice-nostore", "litellm") if n in next(iter(r["latency"].values()))]
+    lines = [f"# Gateway benchmark ({r['when']})", "",
+             f"{r['machine']}, Python {r['python']}; upstream answers in {r['upstream_latency_ms']:.0f} ms; "
+             f"{r['pinning']}. Load generator: {r['load_generator']}. {r['rounds']} round(s) of "
+             f"{r['duration_s']:.0f} s per rate (after {r['warmup_s']:.0f} s warm-up), pooled. "
+             f"Load average at start {r['loadavg_start']}, at end {r['loadavg_end']}. "
+             f"LiteLLM {r['litellm']['version'] or ''}: {r['litellm']['status']}. Source: commit "
+             f"{r['source']['commit']}" + (f", with uncommitted changes in {', '.join(x[3:] for x in r['source']['uncommitted'])}"
+                                           if r["source"]["uncommitted"] else "") + ".", "",
+             "`sluice-nostore` is a diagnostic variant, not a product: the same gateway and app with spans "
+             "normalised but not committed to DuckDB, to separate the request path from the span writer.", "",
+             "## Added latency (through the gateway − direct to the upstream)", "",
+             "| req/s | direct p50 / p99 | " + " | ".join(f"{n} p50 / p99" for n in names) + " | "
+             + " | ".join(f"{n} added p50 / p99" for n in names) + " | "
+             + " | ".join(f"{n} errors" for n in names) + " | " + " | ".join(f"{n} CPU/req" for n in names) + " |",
+             "|---" * (2 + 4 * len(names)) + "|"]
+    for rate, row in r["latency"].items():
+        d = row["direct"]
+        lines.append(f"| {rate} | {ms(d['p50_ms'])} / {ms(d['p99_ms'])} | "
+                     + " | ".join(f"{ms(row[n]['p50_ms'])} / {ms(row[n]['p99_ms'])}" for n in names) + " | "
+                     + " | ".join(f"**{ms(row[n].get('added_p50_ms'))} / {ms(row[n].get('added_p99_ms'))}**"
+                                  for n in names) + " | "
+                     + " | ".join(f"{row[n]['error_share']:.1%}" for n in names) + " | "
+                     + " | ".join(f"{ms(row[n]['cpu_ms_per_req'])} ms" for n in names) + " |")
+    lines += ["", "All latencies in ms. Added = difference of the percentiles at the same offered rate.", "",
+              f"## Highest sustained rate ({r['sustained_rule']})", "",
+              "| target | sustained req/s | ladder (req/s: p99 ms, errors) |", "|---|---|---|"]
+    for name, m in r["max_sustained"].items():
+        steps = ", ".join(f"{s['rate']}: {ms(s['p99_ms'])}, {s['error_share']:.1%}{'' if s['ok'] else ' ✗'}"
+                          for s in m["steps"])
+        top = " (top of the ladder: the harness limit, not the target's)" if m["ladder_top"] else ""
+        lines.append(f"| {name} | {m['rate']}{top} | {steps} |")
+    lines += ["", "## Resident memory (MiB)", "", "| process | idle | after the run | peak |", "|---|---|---|---|"]
+    for name, m in r["rss_mb"].items():
+        lines.append(f"| {name} | {m['idle']} | {m['after']} | {m['peak']} |")
+    t = r["targets"]
+    lines += ["", "## Targets", "",
+              f"- p99 added latency at 500 req/s ≤ {t['p99_added_ms_at_500_max']} ms: "
+              f"{ms(t['p99_added_ms_at_500'])} ms — {'met' if t['p99_added_met'] else 'NOT met'}"]
+    if "throughput_above_litellm" in t:
+        lines.append(f"- higher sustained throughput than LiteLLM: {'met' if t['throughput_above_litellm'] else 'NOT met'}")
+        lines.append(f"- lower p99 than LiteLLM at every rate: "
+                     f"{'met' if t['p99_below_litellm_at_every_rate'] else 'NOT met'}")
+    return "\n".join(lines) + "\n"
+
+
+# --- profile -----------------------------------------------------------------------------------
+def profile(seconds: float, rate: float) -> None:
+    """py-spy on ``sluice serve`` and on the no-store variant while each serves ``rate`` req/s."""
+    spy = shutil.which("py-spy") or str(LITELLM_VENV / "bin" / "py-spy")
+    tmp = Path(tempfile.mkdtemp(prefix="sluice-gwprof-"))
+    upstream_proc, upstream = start_upstream(tmp)
+    procs = [upstream_proc]
+    sections = [f"# Gateway profiles ({time.strftime('%Y-%m-%d %H:%M')})", "",
+                f"py-spy {subprocess.run([spy, '--version'], capture_output=True, text=True).stdout.strip()}, "
+                "Python frames, non-blocking sampling at 250 Hz, idle threads excluded; the gateway pinned "
+                f"to CPU {GATEWAY_CPU}, py-spy, load generator and upstream on CPU {LOAD_CPU}. Collapsed stacks "
+                "in gateway.profile.<variant>.txt (flamegraph.pl or speedscope read them).", ""]
+    try:
+        proc, base = start_sluice(tmp, upstream)
+        procs.append(proc)
+        for variant in ("sluice", "sluice-nostore"):
+            if variant == "sluice-nostore":
+                proc.stop()
+                proc, base = start_sluice_nostore(tmp)
+                procs.append(proc)
+            url = base + "/v1/chat/completions"
+            load(url, "bench", 50, 1, 1)
+            RESULTS.mkdir(exist_ok=True)
+            raw_out = RESULTS / f"gateway.profile.{variant}.txt"
+            rec = subprocess.Popen(["taskset", "-c", LOAD_CPU, spy, "record", "-p", str(proc.p.pid), "--nonblocking",
+                                    "--rate", "250", "--duration", str(int(seconds)), "--format", "raw",
+                                    "-o", str(raw_out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            c0 = proc.cpu_s()
+            r = load(url, "bench", rate, seconds, 1)
+            cpu_ms = (proc.cpu_s() - c0) * 1000 / max(1, r["sent"] + int(rate))
+            rec.wait(seconds + 30)
+            if rec.returncode != 0:
+                raise RuntimeError(f"py-spy failed: {rec.stderr.read().decode(errors='replace')[-1000:]}")
+            lat = sorted(r["latencies_ms"])
+            sections += [f"## {variant}: {r['ok']} requests at {rate:.0f} req/s, p50 {pct(lat, .5)} ms, "
+                         f"p99 {pct(lat, .99)} ms, {cpu_ms:.2f} ms CPU per request (while sampled), "
+                         f"load {loadavg()}", "", "```", hot_spots(raw_out), "```", ""]
+        (RESULTS / "gateway.profile.md").write_text("\n".join(sections))
+        print("\n".join(sections))
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def hot_spots(collapsed: Path, top: int = 20) -> str:
+    """From py-spy's collapsed stacks: self samples by package, and the inclusive share of the
+    gateway's own functions and of the heaviest frames overall."""
+    incl: dict[str, int] = {}
+    by_package: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames, count = stack.split(";"), int(n)
+        total += count
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + count
+        by_package[_package(frames[-1])] = by_package.get(_package(frames[-1]), 0) + count
+    share = lambda v: f"{100 * v / max(total, 1):5.1f}%"  # noqa: E731
+    out = [f"{total} samples", "", "self time by package (leaf frame):"]
+    out += [f"  {share(v)}  {k}" for k, v in sorted(by_package.items(), key=lambda x: -x[1])[:top]]
+    out += ["", "inclusive, Sluice's own frames:"]
+    own = [(k, v) for k, v in incl.items() if "sluice/" in k and "cli/" not in k and "runner.py" not in k]
+    out += [f"  {share(v)}  {k}" for k, v in sorted(own, key=lambda x: -x[1])[:top]]
+    return "\n".join(out)
+
+
+def _package(frame: str) -> str:
+    """``name (path/to/module.py:12)`` -> the top package (``sluice/<sub>`` for Sluice)."""
+    path = frame.rpartition("(")[2].rstrip(")").rsplit(":", 1)[0]
+    parts = path.split("/")
+    if not path or len(parts) == 1:
+        return "(event loop, C code)" if "runners.py" in frame or not path else parts[0].removesuffix(".py")
+    return "/".join(parts[:2]) if parts[0] == "sluice" else parts[0]
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "loadgen":
+        loadgen_main(sys.argv[2:])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "serve-nostore":
+        serve_without_store_writes(sys.argv[2:])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--duration", type=float, default=10.0, help="measured seconds per rate")
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--rates", type=int, nargs="+", default=list(RATES))
+    ap.add_argument("--max-rate", type=int, default=LADDER[-1], help="top of the sustained-rate ladder")
+    ap.add_argument("--no-litellm", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="1 round of 3 s, no ladder past 1,000/s; nothing written")
+    ap.add_argument("--profile", type=float, metavar="SECONDS", help="profile the gateway instead of benchmarking")
+    ap.add_argument("--profile-rate", type=float, default=1000)
+    args = ap.parse_args()
+    if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+        sys.exit("needs 2 CPUs and taskset (util-linux) to pin the gateway apart from the load")
+    if args.profile:
+        profile(args.profile, args.profile_rate)
+        return
+    if args.quick:
+        args.rounds, args.duration, args.warmup, args.max_rate = 1, 3.0, 1.0, 1000
+    result = run(args)
+    md = markdown(result)
+    print(md)
+    if not args.quick:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS / "gateway.md").write_text(md)
+
+
+if __name__ == "__main__":
+    main()
