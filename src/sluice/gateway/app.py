@@ -12,6 +12,7 @@ queue after the response has been sent.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,13 +24,14 @@ from fastapi import APIRouter
 from starlette.routing import Route
 
 from sluice.auth.keys import ADMIN, GATEWAY
-from sluice.errors import ConfigError, Location, NotFoundError
-from sluice.gateway import metrics, protocol
+from sluice.errors import ConfigError
+from sluice.gateway import admin_api, deployment_store, metrics, protocol
 from sluice.gateway.breaker import Breakers
 from sluice.gateway.config import GatewaySettings
 from sluice.gateway.execute import Candidate, GatewayFailure, Trail, guard, render_cached, run_with_fallbacks
 from sluice.gateway.mirror import Mirror, MirrorJob
-from sluice.gateway.releases import BadRequest, PreparedRelease, prepare
+from sluice.gateway.releases import BadRequest, PreparedRelease
+from sluice.gateway.resolved import ResolvedDeployment, Resolver, chain_of
 from sluice.gateway.routing import CACHE, CANARY, FALLBACK, SHADOW, STABLE, Identifier, choose_arm, mirror_this
 from sluice.gateway.semantic_cache import Lookup, SemanticCache, answer_of, replay_completion, replay_events
 from sluice.gateway.spans import RequestRecord, SpanSink, new_span_id, new_trace_id, now_ns, parse_traceparent
@@ -38,34 +40,11 @@ from sluice.gateway.local import request_meta
 from sluice.gateway.metrics import GatewayMetrics
 from sluice.gateway.upstream import complete
 from sluice.providers.http import make_client
-from sluice.release.registry import resolve_bundle
 
 PIN_HEADER = "x-sluice-release"
+log = logging.getLogger("sluice.gateway")
 GATEWAY_SCOPES = frozenset({GATEWAY, ADMIN})
 ADMIN_ONLY = frozenset({ADMIN})
-
-
-@dataclass
-class ResolvedDeployment:
-    name: str
-    config: Any  # config.Deployment
-    stable: PreparedRelease
-    canary: PreparedRelease | None
-    shadow: PreparedRelease | None
-    stable_chain: list[Candidate]
-    canary_chain: list[Candidate]
-
-    def releases(self) -> list[tuple[str, PreparedRelease]]:
-        out = [(STABLE, self.stable)]
-        if self.canary is not None:
-            out.append((CANARY, self.canary))
-        if self.shadow is not None:
-            out.append((SHADOW, self.shadow))
-        return out
-
-
-def chain_of(release: PreparedRelease, route: str) -> list[Candidate]:
-    return [Candidate(release, t, route if i == 0 else FALLBACK) for i, t in enumerate(release.chain)]
 
 
 class _Endpoint:
@@ -93,8 +72,11 @@ class Gateway:
         self.mirror = Mirror(self._shadow, settings.mirror_queue, settings.mirror_workers)
         self._client = client
         self._owns_client = client is None
-        self._models_body = orjson.dumps({"object": "list", "data": [
-            {"id": name, "object": "model", "created": 0, "owned_by": "sluice"} for name in sorted(deployments)]})
+        self._models_body = _models_body(deployments)
+        self.store: Any = None
+        self.resolver: Resolver | None = None
+        self.version = 0
+        self._poller: asyncio.Task | None = None
         self.requests = 0
         self.metrics = GatewayMetrics(lambda name: name in self.deployments)
         self.cache = SemanticCache(settings.semantic_cache) if settings.semantic_cache.enabled else None
@@ -106,12 +88,53 @@ class Gateway:
             self._client = make_client(max_connections=1000)
         return self._client
 
+    def attach_store(self, store: Any, resolver: Resolver, version: int) -> None:
+        """Follow the store's deployments: poll its version and reload on change."""
+        self.store, self.resolver, self.version = store, resolver, version
+
+    def set_deployments(self, deployments: dict[str, ResolvedDeployment], version: int) -> None:
+        """Swap the routing table (one assignment: requests in flight keep the one they read)."""
+        self.deployments = deployments
+        self._models_body = _models_body(deployments)
+        self.version = version
+
+    def reload(self) -> bool:
+        """Read the store's deployments and swap them in; runs in a worker thread. False: unchanged."""
+        version, stored = deployment_store.load(self.store)
+        if version == self.version:
+            return False
+        fresh = {}
+        for name, (dep, v, _) in stored.items():
+            current = self.deployments.get(name)
+            fresh[name] = current if current is not None and current.version == v else \
+                self.resolver.deployment(name, dep, v)
+        self.set_deployments(fresh, version)
+        return True
+
+    async def _poll(self) -> None:
+        interval = self.settings.reload_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await asyncio.to_thread(deployment_store.version, self.store) != self.version:
+                    await asyncio.to_thread(self.reload)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep serving the deployments we have
+                log.warning("gateway: reloading deployments failed", exc_info=True)
+
     async def startup(self) -> None:
         self.mirror.start()
+        if self.store is not None and self.settings.reload_interval_s > 0 and self._poller is None:
+            self._poller = asyncio.create_task(self._poll(), name="sluice-gateway-reload")
         if self.cache is not None:
             await asyncio.to_thread(self.cache.start)  # loads the embedding model
 
     async def shutdown(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+            self._poller = None
         await self.mirror.drain()
         await self.mirror.stop()
         if self.cache is not None:
@@ -141,7 +164,22 @@ class Gateway:
         router.routes.append(Route("/v1/chat/completions", _Endpoint(self.chat), methods=["POST"]))
         router.routes.append(Route("/v1/models", _Endpoint(self.models), methods=["GET"]))
         router.routes.append(Route("/metrics", _Endpoint(self.prometheus), methods=["GET"]))
+        router.routes.append(Route("/api/deployments", _Endpoint(self._admin(admin_api.list_deployments)),
+                                   methods=["GET"]))
+        router.routes.append(Route("/api/deployments/{name}", _Endpoint(self._admin(admin_api.get_deployment)),
+                                   methods=["GET"]))
+        router.routes.append(Route("/api/deployments/{name}", _Endpoint(self._admin(admin_api.put_deployment)),
+                                   methods=["PUT"]))
         return router
+
+    def _admin(self, handler):
+        async def endpoint(scope, receive, send) -> None:
+            try:
+                self._authorize(scope, protocol.headers_of(scope), ADMIN_ONLY)
+                await handler(self, scope, receive, send)
+            except GatewayFailure as f:
+                await protocol.send_error(send, f, [])
+        return endpoint
 
     async def __call__(self, scope, receive, send) -> None:
         """Standalone ASGI app (lifespan + the two routes)."""
@@ -382,6 +420,11 @@ class Gateway:
                 "cache_shared_in": self.cache.shared_in if self.cache else 0}
 
 
+def _models_body(deployments: dict[str, Any]) -> bytes:
+    return orjson.dumps({"object": "list", "data": [
+        {"id": name, "object": "model", "created": 0, "owned_by": "sluice"} for name in sorted(deployments)]})
+
+
 def _apply_trail(rec: RequestRecord, trail: Trail) -> None:
     rec.attempts, rec.upstream_s = trail.attempts, rec.upstream_s + trail.upstream_s
     rec.errors = trail.errors
@@ -409,30 +452,19 @@ def _pin_matches(pin: str, release: PreparedRelease) -> bool:
 
 def make_gateway(settings: GatewaySettings, store: Any, span_writer: Any | None = None, *,
                  keyring: Any | None = None, client: httpx.AsyncClient | None = None) -> Gateway:
-    """Resolve every deployment's releases in ``store`` once and build the gateway.
+    """Seed the store's deployments from ``settings``, resolve them all, and build the gateway.
 
     ``span_writer`` / ``keyring`` default to the mounting app's ``app.state.writer`` /
     ``app.state.keyring`` (what ``sluice.server.app.create_app`` sets). Raises ``ConfigError``
     naming ``gateway.deployments.<name>.<field>`` for a release that cannot be served.
     """
-    prepared: dict[str, PreparedRelease] = {}
-
-    def get(ref: str, field: str) -> PreparedRelease:
-        if ref not in prepared:
-            try:
-                prepared[ref] = prepare(resolve_bundle(store, ref))
-            except (ConfigError, NotFoundError) as e:
-                raise ConfigError(e.message, Location(field=f"gateway.deployments.{field}")) from None
-        return prepared[ref]
-
-    deployments: dict[str, ResolvedDeployment] = {}
-    for name, dep in settings.deployments.items():
-        stable = get(dep.stable, f"{name}.stable")
-        canary = get(dep.canary.release, f"{name}.canary.release") if dep.canary else None
-        shadow = get(dep.shadow.release, f"{name}.shadow.release") if dep.shadow else None
-        stable_chain = chain_of(stable, STABLE)
-        canary_chain = chain_of(canary, CANARY) if canary else []
-        if canary and dep.fallback_to_stable:
-            canary_chain += [Candidate(stable, t, FALLBACK) for t in stable.chain]
-        deployments[name] = ResolvedDeployment(name, dep, stable, canary, shadow, stable_chain, canary_chain)
-    return Gateway(settings, deployments, span_writer=span_writer, keyring=keyring, client=client)
+    resolver = Resolver(store)
+    for name, dep in settings.deployments.items():  # a bad config entry fails here, before it is seeded
+        resolver.deployment(name, dep)
+    deployment_store.ensure_table(store)
+    deployment_store.seed(store, settings.deployments)
+    version, stored = deployment_store.load(store)
+    deployments = {name: resolver.deployment(name, dep, v) for name, (dep, v, _) in stored.items()}
+    gateway = Gateway(settings, deployments, span_writer=span_writer, keyring=keyring, client=client)
+    gateway.attach_store(store, resolver, version)
+    return gateway

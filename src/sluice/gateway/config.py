@@ -91,6 +91,8 @@ class GatewaySettings(Strict):
     mirror_workers: int = Field(default=4, gt=0, le=256)
     capture_content_chars: int = Field(default=4096, ge=0, description="input/output text kept on spans (0: none)")
     semantic_cache: SemanticCacheSettings = Field(default_factory=SemanticCacheSettings)
+    reload_interval_s: float = Field(default=0.25, ge=0, description="how often replicas poll the store's "
+                                     "deployment version (0: never reload)")
 
     @field_validator("sticky_keys")
     @classmethod

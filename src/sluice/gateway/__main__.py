@@ -1,0 +1,47 @@
+"""``python -m sluice.gateway --store URL [--config sluice.yaml] [--port 0]``: one gateway replica.
+
+The server app with the gateway mounted, exactly as ``sluice serve`` builds it, without the CLI
+around it. Prints ``listening http://host:port`` once it accepts connections (port 0 picks a free
+one), which is how tests and benchmarks start several replicas on one store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from sluice.telemetry import schema as _schema  # noqa: F401 - registers the telemetry tables
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sluice.config import load_settings
+    from sluice.gateway.app import make_gateway
+    from sluice.server.app import create_app
+    from sluice.server.runner import running
+    from sluice.store import open_store
+
+    p = argparse.ArgumentParser(prog="python -m sluice.gateway")
+    p.add_argument("--store", required=True)
+    p.add_argument("--config", default=None, help="sluice.yaml whose gateway: section seeds the deployments")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    args = p.parse_args(argv)
+    settings = load_settings(args.config, environ={}) if args.config else load_settings(None, environ={})
+    store = open_store(args.store)
+    gateway = make_gateway(settings.gateway, store)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with running(create_app(store, settings.telemetry, routers=[gateway.router]), args.host, args.port) as url:
+        print(f"listening {url}", flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Deployments kept in the store, so every gateway replica applies the same weights.
+
+``sluice.yaml``'s ``gateway.deployments`` is the seed: at start-up an entry that is missing from
+the store, or that changed in the file since it was last seeded, is written; otherwise the store's
+version (set through ``PUT /api/deployments/{name}``) wins. Every write takes a new value of one
+sequence, so ``version()`` — ``max(version)`` over a handful of rows — tells a replica cheaply
+whether anything changed; replicas poll it off the request path and reload.
+
+The table is created here (``CREATE … IF NOT EXISTS``), the same SQL on DuckDB and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from sluice.gateway.config import Deployment
+
+_DDL = (
+    "CREATE SEQUENCE IF NOT EXISTS gateway_deployment_version",
+    """CREATE TABLE IF NOT EXISTS gateway_deployments (
+        name TEXT PRIMARY KEY,
+        config TEXT NOT NULL,
+        seed TEXT,
+        version BIGINT NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    )""",
+)
+
+
+def ensure_table(store: Any) -> None:
+    for attempt in range(3):  # two replicas starting at once may race on PostgreSQL's catalog
+        try:
+            for sql in _DDL:
+                store.db.execute(sql)
+            return
+        except Exception:  # noqa: BLE001 - retried; the last failure is raised
+            if attempt == 2:
+                raise
+            time.sleep(0.2)
+
+
+def _json(dep: Deployment) -> str:
+    return orjson.dumps(dep.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _next_version(store: Any) -> int:
+    return int(store.db.query_one("SELECT nextval('gateway_deployment_version')")[0])
+
+
+def seed(store: Any, deployments: dict[str, Deployment]) -> None:
+    """Write config entries that are new or changed in the file since they were last seeded."""
+    stored = {name: s for name, s in store.db.query("SELECT name, seed FROM gateway_deployments")}
+    for name, dep in deployments.items():
+        text = _json(dep)
+        if name not in stored:
+            store.db.execute(
+                "INSERT INTO gateway_deployments (name, config, seed, version, updated_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (name) DO NOTHING", [name, text, text, _next_version(store), time.time()])
+        elif stored[name] != text:
+            store.db.execute("UPDATE gateway_deployments SET config = ?, seed = ?, version = ?, updated_at = ? "
+                             "WHERE name = ?", [text, text, _next_version(store), time.time(), name])
+
+
+def put(store: Any, name: str, dep: Deployment) -> int:
+    """Create or replace a deployment; returns its new version."""
+    version = _next_version(store)
+    text = _json(dep)
+    store.db.execute(
+        "INSERT INTO gateway_deployments (name, config, seed, version, updated_at) VALUES (?, ?, NULL, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET config = excluded.config, version = excluded.version, "
+        "updated_at = excluded.updated_at", [name, text, version, time.time()])
+    return version
+
+
+def version(store: Any) -> int:
+    row = store.db.query_one("SELECT max(version) FROM gateway_deployments")
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def load(store: Any) -> tuple[int, dict[str, tuple[Deployment, int, float]]]:
+    """(version, name -> (deployment, its version, updated_at))."""
+    rows = store.db.query("SELECT name, config, version, updated_at FROM gateway_deployments ORDER BY name")
+    out = {name: (Deployment.model_validate(orjson.loads(cfg)), int(v), float(t)) for name, cfg, v, t in rows}
+    return max((v for _, v, _ in out.values()), default=0), out
