@@ -8,8 +8,9 @@
 ``ingest`` starts ``python -m sluice.server`` as its own process, posts pre-encoded protobuf
 export requests (OpenInference-style LLM spans, 13 attributes each,
 prompt and answer text unique per span) from client threads, and
-reports acknowledged spans/s (a 200 means committed), request latency p50/p99, and the server's
-RSS sampled every second (bounded memory shows as a flat line). ``query`` fills a fresh store
+reports acknowledged spans/s (a 200 means committed), request latency p50/p99, the CPU seconds
+the server and its decode workers spent per span (robust when other work shares the machine), and
+their summed RSS sampled every second (bounded memory shows as a flat line). ``query`` fills a fresh store
 with synthetic spans in bulk (SQL generators, not the ingest path) and times
 ``compute_metrics`` for one deployment grouped by release × route × cohort.
 """
@@ -98,19 +99,37 @@ def ingest(args) -> None:
                         failed[0] += 1
                 i += args.clients
 
+    def tree() -> list[psutil.Process]:
+        return [server, *server.children(recursive=True)]
+
+    cpu_seen: dict[int, float] = {}
+
+    def record_cpu(procs: list[psutil.Process]) -> None:
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                cpu_seen[p.pid] = t.user + t.system
+            except psutil.Error:
+                pass
+
     def sample() -> None:
         while time.monotonic() < stop:
-            rss.append(server.memory_info().rss / 2**20)
+            procs = tree()
+            rss.append(sum(p.memory_info().rss for p in procs) / 2**20)
+            record_cpu(procs)
             time.sleep(1)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
     threads.append(threading.Thread(target=sample))
+    record_cpu(tree())
+    cpu_before = dict(cpu_seen)  # start-up (imports, forkserver) is not ingest work
     t0 = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.monotonic() - t0
+    record_cpu(tree())
     proc.terminate()
     proc.wait(60)
     latencies.sort()
@@ -119,8 +138,11 @@ def ingest(args) -> None:
     print(f"acknowledged     {acked[0]} spans = {acked[0] / elapsed:,.0f} spans/s ({failed[0]} non-200 replies)")
     print(f"request latency  p50 {latencies[len(latencies) // 2]:.1f} ms, "
           f"p99 {latencies[int(len(latencies) * 0.99)]:.1f} ms")
-    print(f"server RSS MiB   first {rss[0]:.0f}, max {max(rss):.0f}, last {rss[-1]:.0f} "
-          f"(per second: {' '.join(f'{x:.0f}' for x in rss)})")
+    cpu = sum(cpu_seen.values()) - sum(cpu_before.values())
+    print(f"server CPU       {cpu:.1f} s in {len(cpu_seen)} processes = {cpu / max(acked[0], 1) * 1e6:.0f} µs per span "
+          f"(load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    print(f"server RSS MiB   first {rss[0]:.0f}, max {max(rss):.0f}, last {rss[-1]:.0f}, summed over the server "
+          f"and its workers (per second: {' '.join(f'{x:.0f}' for x in rss)})")
 
 
 def fill(store, n: int) -> None:
