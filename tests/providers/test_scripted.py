@@ -124,3 +124,31 @@ def test_script_errors_name_file_line_and_field(text, name, message):
 def test_missing_script_file_is_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read script"):
         load_script(tmp_path / "nope.yaml")
+
+
+def test_scripted_latency_is_reported_and_recorded_by_the_runner():
+    """A busy machine slows the wall clock, not the script: the run records the scripted latency."""
+    from sluice.release.model import Release
+    from sluice.runner.messages import make_renderer
+    from sluice.runner.pacing import RateLimits, RetryPolicy
+    from sluice.runner.targets import CallContext, ChatTarget
+    from sluice.dataset.row import Row
+    from sluice.providers.http import make_client
+
+    script = b"- default: true\n  content: hi\n  latency_ms: 12.5\n"
+    release = Release.model_validate({"name": "r", "version": "1", "components": {"responder": {
+        "provider": "scripted", "model": "m", "script": "s.yaml"}}})
+    files = {"s.yaml": script}
+    row = Row(id="x", input=[{"role": "user", "content": "hello"}])
+
+    async def go():
+        client = make_client()
+        try:
+            ctx = CallContext(policy=RetryPolicy(retries=0), limits=RateLimits(None), client=client, files=files)
+            target = ChatTarget(release, ctx, make_renderer(release, files))
+            return await target.run(row, {})
+        finally:
+            await client.aclose()
+
+    out = asyncio.run(go())
+    assert (out.output, out.latency_ms) == ("hi", 12.5)

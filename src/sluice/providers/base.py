@@ -51,6 +51,9 @@ class ChatResponse:
     raw: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # e.g. tool arguments that were not JSON
     cost: float | None = None  # when the upstream reports it
+    # the model's own latency when the provider knows it (the scripted model: what its script says);
+    # otherwise the runner measures the call
+    latency_ms: float | None = None
 
 
 @runtime_checkable

@@ -200,7 +200,8 @@ class ScriptedProvider:
             usage = Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
         finish = entry.finish_reason or ("tool_calls" if entry.tool_calls else "stop")
         return ChatResponse(content=content, tool_calls=list(entry.tool_calls), usage=usage, model=request.model,
-                            finish_reason=finish, raw={"scripted": True, "attempt": attempt + 1})
+                            finish_reason=finish, raw={"scripted": True, "attempt": attempt + 1},
+                            latency_ms=entry.latency_ms or None)
 
     def _error(self, err: ScriptedError) -> ProviderError:
         where = f"scripted model {self.model}"

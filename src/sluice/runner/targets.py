@@ -130,7 +130,8 @@ class ChatTarget:
             raw = {"warnings": resp.warnings, **extra_raw} if resp.warnings else dict(extra_raw)
             cost = resp.cost if resp.cost is not None else price(self.release, resp.usage)
             return RowOutput(row_id=row.id, output=resp.content, tool_calls=resp.tool_calls, usage=resp.usage,
-                             cost=cost, latency_ms=seconds * 1000.0, model=resp.model or ref.model,
+                             cost=cost, model=resp.model or ref.model,
+                             latency_ms=resp.latency_ms if resp.latency_ms is not None else seconds * 1000.0,
                              attempts=attempts, fallback_from=failed, raw=raw, context=seen_context)
         assert error is not None
         return _failure(row.id, error, attempts, model=failed[-1] if failed else None, fallback_from=failed[:-1])
