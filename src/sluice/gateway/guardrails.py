@@ -21,14 +21,13 @@ import jsonschema
 import yaml
 
 from sluice.errors import ConfigError
+from sluice.evals.builtins.pii_leak import PATTERNS as PII_PATTERNS
+from sluice.evals.builtins.pii_leak import find_pii
 from sluice.release.model import Guardrail
 
-PII_PATTERNS = {
-    "email": re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b"),
-    "ssn": re.compile(r"\b\d{3}-\d{2}-\d{4}\b"),
-    "card": re.compile(r"\b(?:\d[ \-]?){13,19}\b"),
-    "phone": re.compile(r"(?<![\w])\+?\d{1,3}?[ .\-]?\(?\d{3}\)?[ .\-]\d{3}[ .\-]\d{4}\b"),
-}
+# one PII detector for the gate and the gateway: the pii_leak evaluator's (Luhn-checked cards,
+# IBAN checksums, phones, e-mails, SSNs, API keys); "card" is accepted as the old name of credit_card
+PII_ALIASES = {"card": "credit_card"}
 ACTION_RANK = {"log": 0, "repair": 1, "block": 2}
 DEFAULT_BLOCK_MESSAGE = "This response was withheld by a safety policy."
 
@@ -106,7 +105,7 @@ def compile_guardrails(guardrails: list[Guardrail], files: Mapping[str, bytes]) 
         if g.type == "blocked_patterns":
             out.checks.append((g, _patterns_check([re.compile(p) for p in g.patterns])))
         elif g.type == "pii":
-            kinds = g.args.get("kinds") or list(PII_PATTERNS)
+            kinds = [PII_ALIASES.get(k, k) for k in g.args.get("kinds") or list(PII_PATTERNS)]
             unknown = [k for k in kinds if k not in PII_PATTERNS]
             if unknown:
                 raise ConfigError(f"guardrail {g.name}: unknown PII kind(s) {', '.join(unknown)} "
@@ -147,28 +146,14 @@ def _patterns_check(patterns: list[re.Pattern]) -> Check:
     return check
 
 
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
 def _pii_check(kinds: list[str]) -> Check:
+    wanted = tuple(kinds)
+
     def check(view: ResponseView) -> str | None:
         for text in _texts(view):
-            if not text:
-                continue
-            for kind in kinds:
-                for m in PII_PATTERNS[kind].finditer(text):
-                    if kind == "card":
-                        digits = re.sub(r"\D", "", m.group())
-                        if not (13 <= len(digits) <= 19 and _luhn(digits)):
-                            continue
-                    return f"contains {kind}"
+            found = find_pii(text, wanted) if text else []
+            if found:
+                return f"contains {found[0][0]}"
         return None
     return check
 
