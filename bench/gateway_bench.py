@@ -524,6 +524,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 s = summarise(raw[(t["name"], rate)]) if (t["name"], rate) in raw else \
                     summarise([measure(t, rate, args.duration, args.warmup)])
                 ok = sustained(s, rate)
+                if not ok:  # one stall of a shared machine should not end the ladder: a rung fails twice
+                    s = summarise([measure(t, rate, args.duration, args.warmup)])
+                    ok = sustained(s, rate)
                 steps.append({"rate": rate, "ok": ok, "p99_ms": s["p99_ms"], "error_share": s["error_share"],
                               "achieved_rps": s["achieved_rps"], "cpu_ms_per_req": s["cpu_ms_per_req"]})
                 if not ok:
@@ -560,10 +563,12 @@ def verdicts(r: dict[str, Any]) -> dict[str, Any]:
                            and at500["added_p99_ms"] <= TARGET_P99_ADDED_MS}
     if "litellm" in r["max_sustained"]:
         out["throughput_above_litellm"] = r["max_sustained"]["sluice"]["rate"] > r["max_sustained"]["litellm"]["rate"]
-        out["p99_below_litellm_at_every_rate"] = all(
-            row["sluice"]["p99_ms"] is not None and (row["litellm"]["p99_ms"] is None
-                                                     or row["sluice"]["p99_ms"] < row["litellm"]["p99_ms"])
-            for row in r["latency"].values())
+        # failed requests count as slower than any answer: compare (error share, p99), so a proxy that
+        # answers few requests fast does not win on the p99 of the few
+        def rank(x: dict[str, Any]) -> tuple[float, float]:
+            return (round(x["error_share"], 3), x["p99_ms"] if x["p99_ms"] is not None else float("inf"))
+        out["p99_below_litellm_at_every_rate"] = all(rank(row["sluice"]) < rank(row["litellm"])
+                                                     for row in r["latency"].values())
     return out
 
 
@@ -601,7 +606,7 @@ def markdown(r: dict[str, Any]) -> str:
     for name, m in r["max_sustained"].items():
         steps = ", ".join(f"{s['rate']}: {ms(s['p99_ms'])}, {s['error_share']:.1%}{'' if s['ok'] else ' ✗'}"
                           for s in m["steps"])
-        top = " (top of the ladder: the harness limit, not the target's)" if m["ladder_top"] else ""
+        top = " (top of this run's ladder: the target may go higher)" if m["ladder_top"] else ""
         lines.append(f"| {name} | {m['rate']}{top} | {steps} |")
     lines += ["", "## Resident memory (MiB)", "", "| process | idle | after the run | peak |", "|---|---|---|---|"]
     for name, m in r["rss_mb"].items():
@@ -612,7 +617,7 @@ def markdown(r: dict[str, Any]) -> str:
               f"{ms(t['p99_added_ms_at_500'])} ms — {'met' if t['p99_added_met'] else 'NOT met'}"]
     if "throughput_above_litellm" in t:
         lines.append(f"- higher sustained throughput than LiteLLM: {'met' if t['throughput_above_litellm'] else 'NOT met'}")
-        lines.append(f"- lower p99 than LiteLLM at every rate: "
+        lines.append(f"- lower p99 than LiteLLM at every rate (fewer errors first, then p99): "
                      f"{'met' if t['p99_below_litellm_at_every_rate'] else 'NOT met'}")
     return "\n".join(lines) + "\n"
 
