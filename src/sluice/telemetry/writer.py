@@ -3,7 +3,11 @@
 Callers (the OTLP endpoint, later the gateway) ``submit`` spans and get a ``Ticket``; the writer
 drains everything queued so far into one transaction (group commit) and resolves each ticket
 only after that transaction has committed. So an OTLP 200 can wait for its ticket and mean
-"durable", while the gateway may fire and forget. The queue is bounded in spans: when it is
+"durable", while the gateway may fire and forget. Fire-and-forget submissions (``linger=True``)
+do not wake the writer: they wait up to ``linger_s`` or until ``linger_max_spans`` are queued,
+so one transaction carries hundreds of gateway spans instead of one or two (a DuckDB commit
+costs about as much as writing a hundred spans); a waiting submission, or ``close``, commits
+them at once. The queue is bounded in spans: when it is
 full ``submit`` raises ``Backpressure`` at once (the endpoint answers 503 + Retry-After) instead
 of letting memory grow.
 
@@ -21,6 +25,7 @@ import asyncio
 import itertools
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -97,13 +102,18 @@ class SpanWriter:
     """``submit(spans)`` from any thread; ``start()`` once; ``close()`` drains and stops."""
 
     def __init__(self, store: Any, normalizer: Normalizer | None = None, *, batch_max_spans: int = 20_000,
-                 queue_max_spans: int = 200_000):
+                 queue_max_spans: int = 200_000, linger_s: float = 0.2, linger_max_spans: int = 1_000):
         self.store = store
         self.normalizer = normalizer or Normalizer()
         self.batch_max_spans = batch_max_spans
         self.queue_max_spans = queue_max_spans
-        self._queue: deque[tuple[SpanBatch, Ticket]] = deque()
+        self.linger_s = linger_s
+        self.linger_max_spans = linger_max_spans
+        self._queue: deque[tuple[SpanBatch, Ticket, bool]] = deque()  # (spans, ticket, lingers)
         self._queued = 0
+        self._urgent = 0  # queued submissions someone may be waiting on
+        self._lingering = 0  # queued fire-and-forget spans
+        self._linger_until: float | None = None  # when the oldest of them must be written
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -118,16 +128,19 @@ class SpanWriter:
         self._thread.start()
         return self
 
-    def submit(self, spans: list[RawSpan], *, loop: asyncio.AbstractEventLoop | None = None) -> Ticket:
-        """Normalise in the caller's thread and queue; raises ``Backpressure`` when full."""
+    def submit(self, spans: list[RawSpan], *, loop: asyncio.AbstractEventLoop | None = None,
+               linger: bool = False) -> Ticket:
+        """Normalise in the caller's thread and queue; raises ``Backpressure`` when full.
+        ``linger``: nobody waits for these spans, so they may wait for company (see the module doc)."""
         rows, evals = self.normalizer.rows(spans)
-        return self.submit_batch(SpanBatch.from_rows(rows, evals), loop=loop)
+        return self.submit_batch(SpanBatch.from_rows(rows, evals), loop=loop, linger=linger)
 
     def submit_rows(self, rows: list[tuple], evals: Iterable[tuple] = (), *,
                     loop: asyncio.AbstractEventLoop | None = None) -> Ticket:
         return self.submit_batch(SpanBatch.from_rows(rows, evals), loop=loop)
 
-    def submit_batch(self, batch: SpanBatch, *, loop: asyncio.AbstractEventLoop | None = None) -> Ticket:
+    def submit_batch(self, batch: SpanBatch, *, loop: asyncio.AbstractEventLoop | None = None,
+                     linger: bool = False) -> Ticket:
         """Queue already-normalised spans; raises ``Backpressure`` when full."""
         ticket = Ticket(batch.count, loop)
         with self._cond:
@@ -135,9 +148,18 @@ class SpanWriter:
                 raise WriterClosed("the span writer is closed")
             if self._queued and self._queued + batch.count > self.queue_max_spans:
                 raise Backpressure(f"ingest queue full ({self._queued} spans waiting)")
-            self._queue.append((batch, ticket))
+            self._queue.append((batch, ticket, linger))
             self._queued += batch.count
-            self._cond.notify()
+            if not linger:
+                self._urgent += 1
+                self._cond.notify()
+            else:
+                self._lingering += batch.count
+                if self._linger_until is None:  # the writer sleeps without a deadline: give it one
+                    self._linger_until = time.monotonic() + self.linger_s
+                    self._cond.notify()
+                elif self._lingering >= self.linger_max_spans:
+                    self._cond.notify()
         return ticket
 
     @property
@@ -163,8 +185,11 @@ class SpanWriter:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
+                while not self._due():
+                    if self._linger_until is None:
+                        self._cond.wait()
+                    else:
+                        self._cond.wait(max(self._linger_until - time.monotonic(), 0.0))
                 if not self._queue and self._closed:
                     return
                 group = [self._queue.popleft()]
@@ -173,11 +198,23 @@ class SpanWriter:
                     item = self._queue.popleft()
                     group.append(item)
                     size += item[0].count
-            errors = self._write([batch for batch, _ in group])
+                # whatever was taken is written now; lingering spans left behind start a new wait
+                self._urgent = sum(1 for _, _, lingers in self._queue if not lingers)
+                self._lingering = sum(b.count for b, _, lingers in self._queue if lingers)
+                self._linger_until = time.monotonic() + self.linger_s if self._lingering else None
+            errors = self._write([batch for batch, _, _ in group])
             with self._cond:
                 self._queued -= size
-            for (_, ticket), error in zip(group, errors):
+            for (_, ticket, _), error in zip(group, errors):
                 ticket._resolve(error)
+
+    def _due(self) -> bool:
+        """Something must be written now (called holding the lock)."""
+        if self._closed or self._urgent:
+            return True
+        if not self._lingering:
+            return False
+        return self._lingering >= self.linger_max_spans or time.monotonic() >= self._linger_until
 
     def _write(self, group: list[SpanBatch]) -> list[BaseException | None]:
         """Commit the group; if it fails, retry submission by submission so one bad request
