@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 from fastapi import APIRouter
 from starlette.routing import Route
@@ -38,8 +38,7 @@ from sluice.gateway.spans import RequestRecord, SpanSink, new_span_id, new_trace
 from sluice.gateway.streaming import serve_stream
 from sluice.gateway.local import request_meta
 from sluice.gateway.metrics import GatewayMetrics
-from sluice.gateway.upstream import complete
-from sluice.providers.http import make_client
+from sluice.gateway.upstream import complete, make_session
 
 PIN_HEADER = "x-sluice-release"
 log = logging.getLogger("sluice.gateway")
@@ -60,7 +59,7 @@ class _Endpoint:
 class Gateway:
     def __init__(self, settings: GatewaySettings, deployments: dict[str, ResolvedDeployment], *,
                  span_writer: Any | None = None, keyring: Any | None = None,
-                 client: httpx.AsyncClient | None = None):
+                 client: aiohttp.ClientSession | None = None):
         self.settings = settings
         self.deployments = deployments
         self.keyring = keyring
@@ -83,9 +82,10 @@ class Gateway:
 
     # lifecycle -----------------------------------------------------------------------------
     @property
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> aiohttp.ClientSession:
+        """The pooled upstream session, made on first use (inside the serving loop)."""
         if self._client is None:
-            self._client = make_client(max_connections=1000)
+            self._client = make_session(max_connections=1000)
         return self._client
 
     def attach_store(self, store: Any, resolver: Resolver, version: int) -> None:
@@ -140,7 +140,7 @@ class Gateway:
         if self.cache is not None:
             await asyncio.to_thread(self.cache.close)
         if self._owns_client and self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     @asynccontextmanager
@@ -451,7 +451,7 @@ def _pin_matches(pin: str, release: PreparedRelease) -> bool:
 
 
 def make_gateway(settings: GatewaySettings, store: Any, span_writer: Any | None = None, *,
-                 keyring: Any | None = None, client: httpx.AsyncClient | None = None) -> Gateway:
+                 keyring: Any | None = None, client: aiohttp.ClientSession | None = None) -> Gateway:
     """Seed the store's deployments from ``settings``, resolve them all, and build the gateway.
 
     ``span_writer`` / ``keyring`` default to the mounting app's ``app.state.writer`` /

@@ -1,9 +1,15 @@
-"""One attempt against one upstream model over the shared ``httpx.AsyncClient``.
+"""One attempt against one upstream model over the gateway's shared ``aiohttp.ClientSession``.
 
-Failures are the providers package's ``ProviderError`` (``classify_status`` / ``classify_transport``
-/ ``malformed``) so the gateway and the runner agree on what is retryable and what may fall back.
+The hot path talks to aiohttp directly (httpx over aiohttp ran two client stacks per request,
+about half of the handler's CPU). Headers and timeouts are prepared once per model. Failures are
+the providers package's ``ProviderError`` (``classify_status`` for non-2xx answers, ``malformed``
+for bodies that are not a chat completion; transport errors with ``classify_transport``'s kinds
+and wording) so the gateway and the runner agree on what is retryable and what may fall back.
 A successful non-streaming body is kept as bytes and forwarded unchanged unless a guardrail
 rewrites it; streams are split into SSE ``data`` payloads without re-encoding them.
+
+aiohttp's own timeouts raise ``TimeoutError`` subclasses; they are turned into ``ProviderError``
+here, so the only ``TimeoutError`` the caller sees is its own deadline.
 """
 
 from __future__ import annotations
@@ -11,31 +17,70 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-import httpx
+import aiohttp
 import orjson
 
 from sluice.gateway.local import local_complete, local_stream
 from sluice.gateway.releases import ModelTarget
-from sluice.providers.base import HTTP_5XX, ProviderError, classify_status, classify_transport, malformed
+from sluice.providers.base import (CONNECTION, HTTP_5XX, TIMEOUT, ProviderError, classify_status, malformed)
 from sluice.providers.openai_compat import env_value
 
 DONE = b"[DONE]"
+_CONNECT_CAP_S = 5.0
 
 
-def _headers(target: ModelTarget) -> dict[str, str]:
+def make_session(max_connections: int = 1000) -> aiohttp.ClientSession:
+    """The pooled session every upstream call shares (create it inside the running loop)."""
+    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=300)
+    return aiohttp.ClientSession(connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
+                                 timeout=aiohttp.ClientTimeout(total=None))
+
+
+@dataclass(slots=True)
+class _Prepared:
+    headers: dict[str, str]
+    timeout: aiohttp.ClientTimeout  # for an attempt with the model's whole timeout_s left
+    where: str
+
+
+_prepared: dict[ModelTarget, _Prepared] = {}  # by value: one entry per distinct model ever served
+
+
+def _prepare(target: ModelTarget) -> _Prepared:
+    """Per-model headers, timeout and error prefix, computed on the first call. A missing API
+    key variable raises ``ConfigError`` on every call (nothing is cached until it is set)."""
+    hit = _prepared.get(target)
+    if hit is not None:
+        return hit
     headers = {"content-type": "application/json"}
     if target.api_key_env:
         headers["authorization"] = "Bearer " + env_value(target.api_key_env, f"api_key_env of model {target.model}")
-    return headers
+    where = f"upstream {target.model} at {target.url.removesuffix('/chat/completions')}"
+    prepared = _Prepared(headers, _timeout_of(target.timeout_s), where)
+    _prepared[target] = prepared
+    return prepared
 
 
-def _timeout(target: ModelTarget, remaining_s: float) -> httpx.Timeout:
-    t = max(0.001, min(target.timeout_s, remaining_s))
-    return httpx.Timeout(t, connect=min(5.0, t))
+def _timeout_of(seconds: float) -> aiohttp.ClientTimeout:
+    """Like httpx's: ``seconds`` per connect (capped) and per read, not for the whole body."""
+    t = max(0.001, seconds)
+    return aiohttp.ClientTimeout(total=None, connect=min(_CONNECT_CAP_S, t), sock_read=t)
 
 
-def _where(target: ModelTarget) -> str:
-    return f"upstream {target.model} at {target.url.removesuffix('/chat/completions')}"
+def _timeout(target: ModelTarget, prepared: _Prepared, remaining_s: float) -> aiohttp.ClientTimeout:
+    return prepared.timeout if remaining_s >= target.timeout_s else _timeout_of(remaining_s)
+
+
+def _transport_error(exc: BaseException, where: str) -> ProviderError:
+    """``classify_transport`` for aiohttp's exceptions: a timeout, or a connection failure."""
+    name = type(exc).__name__
+    if isinstance(exc, TimeoutError):  # ServerTimeoutError, ConnectionTimeoutError, SocketTimeoutError
+        return ProviderError(f"{where} timed out ({name})", kind=TIMEOUT, retryable=True)
+    detail = str(exc) or name
+    return ProviderError(f"{where} connection failed: {detail}", kind=CONNECTION, retryable=True)
+
+
+_TRANSPORT = (aiohttp.ClientError, OSError, TimeoutError)
 
 
 @dataclass(slots=True)
@@ -44,31 +89,33 @@ class Completion:
     data: dict[str, Any]
 
 
-async def complete(client: httpx.AsyncClient, target: ModelTarget, body: bytes, remaining_s: float,
+async def complete(session: aiohttp.ClientSession, target: ModelTarget, body: bytes, remaining_s: float,
                    meta: dict[str, Any] | None = None) -> Completion:
     """One attempt; ``meta`` (row id, cohort) is seen only by local scripted models."""
     if target.local is not None:
         return Completion(*await local_complete(target.local, target.model, body, meta))
-    headers = _headers(target)
-    where = _where(target)
+    p = _prepare(target)
     try:
-        resp = await client.post(target.url, content=body, headers=headers, timeout=_timeout(target, remaining_s))
-    except httpx.TransportError as e:
-        raise classify_transport(e, where) from None
-    raw = resp.content
-    if resp.status_code >= 300:
-        raise classify_status(resp.status_code, _loads_or_text(raw), resp.headers, where)
+        async with session.post(target.url, data=body, headers=p.headers,
+                                timeout=_timeout(target, p, remaining_s)) as resp:
+            raw = await resp.read()
+            status = resp.status
+            if status >= 300:
+                raise classify_status(status, _loads_or_text(raw), resp.headers, p.where)
+    except _TRANSPORT as e:
+        raise _transport_error(e, p.where) from None
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise malformed(where, raw.decode("utf-8", "replace")) from None
+        raise malformed(p.where, raw.decode("utf-8", "replace")) from None
     if not isinstance(data, dict):
-        raise malformed(where, raw.decode("utf-8", "replace"))
+        raise malformed(p.where, raw.decode("utf-8", "replace"))
     if data.get("error") and not data.get("choices"):
-        raise ProviderError(f"{where} returned an error: {str(data['error'])[:300]}", kind=HTTP_5XX, retryable=True)
+        raise ProviderError(f"{p.where} returned an error: {str(data['error'])[:300]}", kind=HTTP_5XX,
+                            retryable=True)
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise malformed(where, raw.decode("utf-8", "replace"))
+        raise malformed(p.where, raw.decode("utf-8", "replace"))
     return Completion(raw, data)
 
 
@@ -82,16 +129,16 @@ def _loads_or_text(raw: bytes) -> Any:
 class UpstreamStream:
     """An open streaming response: ``events()`` yields each SSE ``data`` payload (bytes)."""
 
-    def __init__(self, response: httpx.Response, target: ModelTarget):
+    def __init__(self, response: aiohttp.ClientResponse, target: ModelTarget, where: str):
         self.response = response
         self.target = target
-        self.where = _where(target)
+        self.where = where
         self.done = False  # saw ``[DONE]``
 
     async def events(self) -> AsyncIterator[bytes]:
         buf = b""
         try:
-            async for chunk in self.response.aiter_bytes():
+            async for chunk in self.response.content.iter_any():
                 buf += chunk
                 if b"\r" in buf:
                     buf = buf.replace(b"\r\n", b"\n")
@@ -107,12 +154,16 @@ class UpstreamStream:
                         self.done = True
                         return
                     yield data
-        except httpx.TransportError as e:
-            raise classify_transport(e, self.where) from None
-        raise ProviderError(f"{self.where} ended the stream without [DONE]", kind="connection", retryable=True)
+        except _TRANSPORT as e:
+            raise _transport_error(e, self.where) from None
+        raise ProviderError(f"{self.where} ended the stream without [DONE]", kind=CONNECTION, retryable=True)
 
     async def aclose(self) -> None:
-        await self.response.aclose()
+        """Back to the pool after a complete stream; otherwise drop the connection."""
+        if self.done:
+            self.response.release()
+        else:
+            self.response.close()
 
 
 def _data_of(event: bytes) -> bytes | None:
@@ -125,28 +176,29 @@ def _data_of(event: bytes) -> bytes | None:
     return b"\n".join(parts) if parts else None
 
 
-async def open_stream(client: httpx.AsyncClient, target: ModelTarget, body: bytes, remaining_s: float,
+async def open_stream(session: aiohttp.ClientSession, target: ModelTarget, body: bytes, remaining_s: float,
                       meta: dict[str, Any] | None = None) -> UpstreamStream:
     if target.local is not None:
         return await local_stream(target.local, target.model, body, meta)  # type: ignore[return-value]
-    headers = _headers(target)
-    where = _where(target)
-    request = client.build_request("POST", target.url, content=body, headers=headers,
-                                   timeout=_timeout(target, remaining_s))
+    p = _prepare(target)
     try:
-        resp = await client.send(request, stream=True)
-    except httpx.TransportError as e:
-        raise classify_transport(e, where) from None
-    if resp.status_code >= 300:
-        try:
-            raw = await resp.aread()
-        except httpx.TransportError as e:
-            raise classify_transport(e, where) from None
-        finally:
-            await resp.aclose()
-        raise classify_status(resp.status_code, _loads_or_text(raw), resp.headers, where)
-    if "text/event-stream" not in resp.headers.get("content-type", ""):
-        raw = await resp.aread()
-        await resp.aclose()
-        raise malformed(where, "expected an event stream, got " + raw.decode("utf-8", "replace"))
-    return UpstreamStream(resp, target)
+        resp = await session.post(target.url, data=body, headers=p.headers, timeout=_timeout(target, p, remaining_s))
+    except _TRANSPORT as e:
+        raise _transport_error(e, p.where) from None
+    try:
+        if resp.status >= 300:
+            try:
+                raw = await resp.read()
+            except _TRANSPORT as e:
+                raise _transport_error(e, p.where) from None
+            raise classify_status(resp.status, _loads_or_text(raw), resp.headers, p.where)
+        if "text/event-stream" not in resp.headers.get("content-type", ""):
+            try:
+                raw = await resp.read()
+            except _TRANSPORT as e:
+                raise _transport_error(e, p.where) from None
+            raise malformed(p.where, "expected an event stream, got " + raw.decode("utf-8", "replace"))
+    except BaseException:
+        resp.close()
+        raise
+    return UpstreamStream(resp, target, p.where)
