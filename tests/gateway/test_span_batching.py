@@ -3,6 +3,9 @@ while a submission someone waits on (ingest) still commits at once and takes the
 
 from __future__ import annotations
 
+import os
+
+from gateway_fixtures import serving
 from sluice.gateway.spans import RequestRecord, SpanSink
 from sluice.telemetry import schema  # noqa: F401 - registers the span tables
 from sluice.telemetry.otlp import RawSpan
@@ -71,3 +74,11 @@ def test_a_full_queue_drops_gateway_spans_and_counts_them(duckdb_store):
     writer.close()
     sink.submit(record(9))  # a closed writer drops too
     assert sink.dropped == 4
+
+
+def test_the_gateway_lowers_the_writer_threads_priority(duckdb_store):
+    with serving(duckdb_store, {"span_writer_nice": 7}) as (_, gw):
+        writer = gw.spans.writer
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        # absolute niceness; a process already nicer than 7 may not lower it (EACCES, logged)
+        assert os.getpriority(os.PRIO_PROCESS, writer._native_id) == max(base, 7)

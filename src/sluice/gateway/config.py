@@ -93,6 +93,11 @@ class GatewaySettings(Strict):
     semantic_cache: SemanticCacheSettings = Field(default_factory=SemanticCacheSettings)
     reload_interval_s: float = Field(default=0.25, ge=0, description="how often replicas poll the store's "
                                      "deployment version (0: never reload)")
+    max_in_flight: int = Field(default=1000, ge=0, description="chat requests handled at once; beyond it a request "
+                               "is answered 503 + retry-after at once instead of queueing (0: no limit)")
+    span_writer_nice: int = Field(default=19, ge=0, le=19, description="OS niceness of the server's span writer "
+                                  "thread while the gateway runs (0: leave it)")
+    shed_retry_after_s: float = Field(default=1.0, gt=0, description="retry-after of a request shed at the limit")
 
     @field_validator("sticky_keys")
     @classmethod

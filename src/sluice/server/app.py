@@ -2,7 +2,8 @@
 
 ``create_app`` takes an open store and returns a FastAPI app whose lifespan starts and drains the
 ``SpanWriter`` and the ``DecodePool`` (OTLP decode workers). Other parts (gateway, rollout, dashboard) add their routers through ``routers``
-and reach the shared writer as ``app.state.writer``. Unexpected errors become a JSON 500 with no
+and reach the shared writer as ``app.state.writer``; a router's ``fast_paths`` ((method, path) ->
+raw ASGI handler) are dispatched before FastAPI's layers (``FastPaths``). Unexpected errors become a JSON 500 with no
 traceback; request validation problems become a 400 naming the parameter.
 """
 
@@ -61,8 +62,12 @@ def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
     app.state.keyring = KeyRing(store)
     app.include_router(ingest.router)
     app.include_router(api.router)
+    fast: dict[tuple[str, str], Any] = {}
     for r in routers:
         app.include_router(r)
+        fast.update(getattr(r, "fast_paths", None) or {})
+    if fast:
+        app.add_middleware(FastPaths, paths=fast)
 
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:
@@ -91,3 +96,22 @@ def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
         return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, 500)
 
     return app
+
+
+class FastPaths:
+    """Raw ASGI handlers for exact (method, path) pairs, answered before FastAPI's exception
+    middleware and route matching: the gateway's per-request endpoints, where those layers cost
+    more CPU than the handler's own work. A router offers them as ``router.fast_paths``; the same
+    handlers stay mounted as ordinary routes (OpenAPI, ``HEAD``/405 behaviour of the rest)."""
+
+    def __init__(self, app: Any, paths: dict[tuple[str, str], Any]):
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            handler = self.paths.get((scope["method"], scope["path"]))
+            if handler is not None:
+                await handler(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
