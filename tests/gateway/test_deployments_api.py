@@ -117,3 +117,11 @@ def test_two_replicas_on_postgres_apply_a_weight_change(pg_store, pg_database_ur
                 if proc is not None:
                     proc.terminate()
                     proc.wait(timeout=10)
+
+
+def test_a_duckdb_store_is_not_polled(duckdb_store, tmp_path, upstream):
+    # one process holds a DuckDB file: its deployment writes come through this gateway's API,
+    # which reloads at once (test_put_changes_routing_and_is_kept), so no poller runs
+    ref = make_release(duckdb_store, tmp_path, "bot", "1", upstream)
+    with serving(duckdb_store, {"deployments": {"d": {"stable": ref}}, "reload_interval_s": 0.25}) as (_, gw):
+        assert gw.store is duckdb_store and gw._poller is None

@@ -138,7 +138,7 @@ class Gateway:
         # loop for ~70 ms, the gateway's worst tail latency. Frozen objects are never scanned.
         gc.freeze()
         self.mirror.start()
-        if self.store is not None and self.settings.reload_interval_s > 0 and self._poller is None:
+        if _shared(self.store) and self.settings.reload_interval_s > 0 and self._poller is None:
             self._poller = asyncio.create_task(self._poll(), name="sluice-gateway-reload")
         if self.cache is not None:
             await asyncio.to_thread(self.cache.start)  # loads the embedding model
@@ -456,6 +456,16 @@ class Gateway:
                 "in_flight": self.in_flight, "shed": self.shed,
                 "cache_stored": self.cache.stored if self.cache else 0,
                 "cache_shared_in": self.cache.shared_in if self.cache else 0}
+
+
+def _shared(store: Any) -> bool:
+    """Whether other processes may change the deployments: not for DuckDB, whose file one
+    process holds (its writes go through this gateway's admin API, which reloads at once), so
+    polling it would only cost a query every ``reload_interval_s``."""
+    if store is None:
+        return False
+    dialect = getattr(getattr(getattr(store, "db", None), "dialect", None), "name", None)
+    return dialect != "duckdb"
 
 
 def _models_body(deployments: dict[str, Any]) -> bytes:
