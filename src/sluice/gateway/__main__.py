@@ -8,18 +8,14 @@ one), which is how tests and benchmarks start several replicas on one store.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-
-from sluice.telemetry import schema as _schema  # noqa: F401 - registers the telemetry tables
 
 
 def main(argv: list[str] | None = None) -> int:
     from sluice.config import load_settings
     from sluice.gateway.app import make_gateway
     from sluice.server.app import create_app
-    from sluice.server.runner import running
+    from sluice.server.runner import serve_until_stopped
     from sluice.store import open_store
 
     p = argparse.ArgumentParser(prog="python -m sluice.gateway")
@@ -31,14 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(args.config, environ={}) if args.config else load_settings(None, environ={})
     store = open_store(args.store)
     gateway = make_gateway(settings.gateway, store)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with running(create_app(store, settings.telemetry, routers=[gateway.router]), args.host, args.port) as url:
-        print(f"listening {url}", flush=True)
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
+    serve_until_stopped(create_app(store, settings.telemetry, routers=[gateway.router]), args.host, args.port)
     store.close()
     return 0
 

@@ -7,16 +7,12 @@ one), which is how tests and benchmarks start it as a separate process they can 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-
-from sluice.telemetry import schema as _schema  # noqa: F401 - registers the telemetry tables
 
 
 def main(argv: list[str] | None = None) -> int:
     from sluice.server.app import create_app
-    from sluice.server.runner import running
+    from sluice.server.runner import serve_until_stopped
     from sluice.store import open_store
     from sluice.telemetry.config import TelemetrySettings, load_telemetry_settings
 
@@ -28,14 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     store = open_store(args.store)
     settings = load_telemetry_settings(args.telemetry) if args.telemetry else TelemetrySettings()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with running(create_app(store, settings), args.host, args.port) as url:
-        print(f"listening {url}", flush=True)
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
+    serve_until_stopped(create_app(store, settings), args.host, args.port)
     store.close()
     return 0
 

@@ -39,3 +39,18 @@ def running(app: Any, host: str = "127.0.0.1", port: int = 0, startup_timeout_s:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def serve_until_stopped(app: Any, host: str, port: int) -> None:
+    """Serve in a thread, print ``listening URL`` (process-level tests read it) and return on
+    SIGTERM or Ctrl-C: the entry point of ``python -m sluice.server`` and ``python -m sluice.gateway``."""
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with running(app, host, port) as url:
+        print(f"listening {url}", flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
