@@ -47,7 +47,7 @@ RELEASES = {
     "1.1.0": ("fast", "support-small-2026-10", {"temperature": 0.7, "top_p": 0.95, "max_tokens": 300, "seed": 7},
               800, "Candidate: the small model, about twice as fast at a sixth of the price per token."),
     "1.2.0": ("careful", "support-large-2026-06", {"temperature": 0.1, "top_p": 1.0, "max_tokens": 400, "seed": 7},
-              1500, "Candidate: the large model with a stricter system prompt and lower temperature."),
+              1500, "Candidate: the large model at a lower temperature."),
 }
 COSTS = {"support-large-2026-06": {"input": 2.5, "output": 10.0}, "support-small-2026-10": {"input": 0.4, "output": 1.6}}
 
