@@ -23,9 +23,9 @@ from sluice.errors import ConfigError
 from sluice.gateway.breaker import Breakers
 from sluice.gateway.config import GatewaySettings
 from sluice.gateway.releases import BadRequest, ModelTarget, PreparedRelease
-from sluice.gateway.upstream import UpstreamStream
+from sluice.gateway.upstream import UpstreamStream, json_object
 from sluice.providers.base import (CONNECTION, CONTEXT_LENGTH, HTTP_5XX, MALFORMED, RATE_LIMITED, TIMEOUT,
-                                   ProviderError, malformed)
+                                   ProviderError)
 
 HEALTH_KINDS = frozenset({CONNECTION, TIMEOUT, RATE_LIMITED, HTTP_5XX})
 _rng = random.Random()
@@ -172,12 +172,7 @@ def is_content(chunk: dict[str, Any]) -> bool:
 
 
 def parse_event(stream: UpstreamStream, data: bytes) -> dict[str, Any]:
-    try:
-        chunk = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise malformed(stream.where, data.decode("utf-8", "replace")) from None
-    if not isinstance(chunk, dict):
-        raise malformed(stream.where, data.decode("utf-8", "replace"))
+    chunk = json_object(data, stream.where)
     if chunk.get("error"):
         err = chunk["error"]
         text = err.get("message") if isinstance(err, dict) else str(err)

@@ -104,12 +104,7 @@ async def complete(session: aiohttp.ClientSession, target: ModelTarget, body: by
                 raise classify_status(status, _loads_or_text(raw), resp.headers, p.where)
     except _TRANSPORT as e:
         raise _transport_error(e, p.where) from None
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise malformed(p.where, raw.decode("utf-8", "replace")) from None
-    if not isinstance(data, dict):
-        raise malformed(p.where, raw.decode("utf-8", "replace"))
+    data = json_object(raw, p.where)
     if data.get("error") and not data.get("choices"):
         raise ProviderError(f"{p.where} returned an error: {str(data['error'])[:300]}", kind=HTTP_5XX,
                             retryable=True)
@@ -202,3 +197,14 @@ async def open_stream(session: aiohttp.ClientSession, target: ModelTarget, body:
         resp.close()
         raise
     return UpstreamStream(resp, target, p.where)
+
+
+def json_object(raw: bytes, where: str) -> dict[str, Any]:
+    """An upstream body or SSE event that must be a JSON object; anything else is malformed."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise malformed(where, raw.decode("utf-8", "replace")) from None
+    if not isinstance(data, dict):
+        raise malformed(where, raw.decode("utf-8", "replace"))
+    return data
