@@ -20,7 +20,6 @@ from sluice.providers.http import make_client
 from sluice.runner.record import Usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 
 
 def shared_client() -> httpx.AsyncClient:
