@@ -111,3 +111,19 @@ def test_embedding_batch_equals_one_by_one() -> None:
     for t, row in zip(texts, batch):
         assert (fresh.embed([t])[0] == row).all()
     assert len(e.cache) == 3
+
+
+@needs_minilm
+def test_low_memory_minilm_gives_the_same_vectors() -> None:
+    """Evaluators' session skips the optimiser (int8 weights stay int8) but must embed identically."""
+    from sluice.evals.backends.embedding import MiniLMEmbedder, batch_embedder, get_embedder
+
+    texts = ["The cat sat on the mat.", "Refunds take five business days to reach your card.",
+             " ".join(["a long context passage about billing and invoices"] * 40)]
+    fast, small = MiniLMEmbedder(), MiniLMEmbedder(low_memory=True)
+    cos = (fast.embed(texts) * small.embed(texts)).sum(axis=1)
+    assert cos.min() > 0.9999
+    assert small.tokens_per_run < fast.tokens_per_run
+    assert batch_embedder("minilm") is batch_embedder("minilm")
+    assert batch_embedder("minilm") is not get_embedder("minilm")
+    assert batch_embedder("hashing") is get_embedder("hashing")

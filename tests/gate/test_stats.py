@@ -97,10 +97,20 @@ def test_bootstrap_means_weights_exclude_rows():
     assert out[2] == pytest.approx(1.0)
 
 
-def test_resample_counts_sum_to_n():
-    counts = stats.resample_counts(37, 50, np.random.default_rng(0))
-    assert counts.shape == (50, 37)
-    assert (counts.sum(axis=1) == 37).all()
+def test_resample_count_slices_cover_every_resample_and_sum_to_n():
+    slices = list(stats.resample_count_slices(37, 50, np.random.default_rng(0), step=20))
+    assert [s.shape for s in slices] == [(20, 37), (20, 37), (10, 37)]
+    assert all((s.sum(axis=1) == 37).all() for s in slices)
+
+
+def test_resampled_means_equal_the_means_of_the_same_resamples():
+    values = np.random.default_rng(1).random((40, 3))
+    weights = np.ones_like(values)
+    counts = np.concatenate(list(stats.resample_count_slices(40, 600, np.random.default_rng(7))))
+    expected = stats.bootstrap_means(counts, values, weights)
+    out = stats.resampled_means(values, weights, 600, np.random.default_rng(7))
+    assert out.shape == (600, 3)
+    assert np.allclose(out, expected, rtol=0, atol=1e-12)
 
 
 def test_quantiles_and_ratio_interval():

@@ -194,9 +194,8 @@ def _group_measures(policy: GatePolicy, cohort: str, mask: np.ndarray, evaluator
         weights[:, 2 * j] = cv
         values[:, 2 * j + 1] = cand.score[name][rows] - base.score[name][rows]
         weights[:, 2 * j + 1] = cv & bv
-    counts = stats.resample_counts(rows.size, policy.bootstrap_resamples,
-                                   np.random.default_rng(_seed(policy, "scores", cohort)))
-    boot = stats.bootstrap_means(counts, values, weights)
+    boot = stats.resampled_means(values, weights, policy.bootstrap_resamples,
+                                 np.random.default_rng(_seed(policy, "scores", cohort)))
     for j, name in enumerate(names):
         m = measures[name]
         cand_w, pair_w = weights[:, 2 * j] > 0, weights[:, 2 * j + 1] > 0

@@ -91,20 +91,28 @@ def bootstrap_indices(n: int, resamples: int, rng: np.random.Generator) -> np.nd
     return rng.integers(0, n, size=(resamples, n), dtype=np.int32 if n < 2**31 else np.int64)
 
 
-def resample_counts(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """How often each of ``n`` rows appears in each bootstrap resample: a (resamples, n) matrix.
+def resample_count_slices(n: int, resamples: int, rng: np.random.Generator, step: int = 250):
+    """How often each of ``n`` rows appears in each bootstrap resample, ``step`` resamples at a time.
 
-    One matrix serves every evaluator of a cohort: resampled means of many columns at once are
-    then a single matrix product (``bootstrap_means``), which is what keeps the gate fast.
+    Yields (r, n) matrices whose rows sum to ``n``. Slices, not one (resamples, n) matrix: at
+    2,000 x 2,000 rows the whole matrix and its index temporaries cost ~100 MB of peak memory.
     """
-    out = np.empty((resamples, n))
-    step = 250  # build it in slices: the index and bincount temporaries would triple peak memory
     for start in range(0, resamples, step):
         r = min(step, resamples - start)
         idx = rng.integers(0, n, size=(r, n), dtype=np.int64)
         idx += np.arange(r, dtype=np.int64)[:, None] * n
-        out[start:start + r] = np.bincount(idx.ravel(), minlength=r * n).reshape(r, n)
-    return out
+        yield np.bincount(idx.ravel(), minlength=r * n).reshape(r, n).astype(float)
+
+
+def resampled_means(values: np.ndarray, weights: np.ndarray, resamples: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """``bootstrap_means`` of every column over ``resamples`` resamples of the rows: (resamples, k).
+
+    One draw of resamples serves every column (every evaluator of a cohort), so the columns'
+    intervals come from the same resamples and the work is a few matrix products.
+    """
+    return np.concatenate([bootstrap_means(counts, values, weights)
+                           for counts in resample_count_slices(values.shape[0], resamples, rng)])
 
 
 def bootstrap_means(counts: np.ndarray, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -158,8 +166,7 @@ def mean_interval(values: np.ndarray, resamples: int, seed_parts: list[int],
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return (math.nan, math.nan)
-    counts = resample_counts(x.size, resamples, np.random.default_rng(seed_parts))
-    boot = bootstrap_means(counts, x[:, None], np.ones((x.size, 1)))[:, 0]
+    boot = resampled_means(x[:, None], np.ones((x.size, 1)), resamples, np.random.default_rng(seed_parts))[:, 0]
     return bca_interval(boot, x, confidence)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sluice.errors import ConfigError
-from sluice.evals.backends.embedding import get_embedder, resolve_embedder
+from sluice.evals.backends.embedding import batch_embedder, resolve_embedder
 from sluice.evals.base import BaseEvaluator
 from sluice.evals.registry import register
 from sluice.evals.text import token_f1
@@ -49,7 +49,7 @@ class AnswerSimilarity(BaseEvaluator):
         if self.backend == "embedding":
             texts = [str(f[k]) for f in batch for k in ("response", "expected_answer")
                      if f.get(k)]
-            get_embedder(self.embedder_name).embed(texts)
+            batch_embedder(self.embedder_name).embed(texts)
 
     def score(self, fields: dict[str, Any]) -> Any:
         response, expected = fields["response"] or "", str(fields["expected_answer"])
@@ -59,7 +59,7 @@ class AnswerSimilarity(BaseEvaluator):
                                {"backend": "lexical"})
         if not response.strip():
             return self.result(0.0, "empty response", {"backend": "embedding"})
-        emb = get_embedder(self.embedder_name)
+        emb = batch_embedder(self.embedder_name)
         a, b = emb.embed([response, expected])
         cos = float(a @ b)
         return self.result(max(0.0, cos), f"cosine {cos:.3f} to the expected answer",

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sluice.errors import ConfigError
-from sluice.evals.backends.embedding import cosine_matrix, get_embedder
+from sluice.evals.backends.embedding import batch_embedder, cosine_matrix
 from sluice.evals.backends.llm_judge import JudgeError, judge_from_args
 from sluice.evals.base import BaseEvaluator, context_list
 from sluice.evals.registry import register
@@ -57,14 +57,14 @@ class ContextRelevance(BaseEvaluator):
         if self.backend == "embedding":
             texts = [t for f in batch if f.get("query") for t in
                      [f["query"], *context_list(f.get("context"))]]
-            get_embedder(self.embedder_name).embed(texts)
+            batch_embedder(self.embedder_name).embed(texts)
 
     def score(self, fields: dict[str, Any]) -> Any:
         query, docs = str(fields["query"]), context_list(fields["context"])
         if self.backend == "lexical":
             scores = self._lexical(query, docs)
         elif self.backend == "embedding":
-            emb = get_embedder(self.embedder_name)
+            emb = batch_embedder(self.embedder_name)
             sims = cosine_matrix(emb.embed([query]), emb.embed(docs))[0]
             scores = [max(0.0, float(s)) for s in sims]
         else:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sluice.errors import ConfigError
-from sluice.evals.backends.embedding import cosine_matrix, get_embedder
+from sluice.evals.backends.embedding import batch_embedder, cosine_matrix
 from sluice.evals.backends.llm_judge import JudgeError, judge_from_args
 from sluice.evals.base import BaseEvaluator, context_list
 from sluice.evals.claims import ClaimCheck, ContextIndex, check_lexical, extract_claims, \
@@ -78,7 +78,7 @@ class Groundedness(BaseEvaluator):
                 if f.get("response") and f.get("context"):
                     texts += extract_claims(f["response"])
                     texts += [s for d in context_list(f["context"]) for s in split_sentences(d)]
-            get_embedder(self.embedder_name).embed(texts)  # fills the embedding cache
+            batch_embedder(self.embedder_name).embed(texts)  # fills the embedding cache
         elif self.backend == "nli":
             pairs = [(d, c) for f in batch if f.get("response") and f.get("context")
                      for c in extract_claims(f["response"]) for d in context_list(f["context"])]
@@ -122,7 +122,7 @@ class Groundedness(BaseEvaluator):
     def _embedding(self, claims: list[str], ctx: ContextIndex) -> list[ClaimCheck]:
         passages = [p for p in ctx.passages if not p.pair]
         sentences = [p.text for p in passages] or [""]
-        emb = get_embedder(self.embedder_name)
+        emb = batch_embedder(self.embedder_name)
         sims = cosine_matrix(emb.embed(claims), emb.embed(sentences))
         out = []
         for i, claim in enumerate(claims):
