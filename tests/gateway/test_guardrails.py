@@ -7,11 +7,24 @@ import orjson
 import pytest
 
 from gateway_fixtures import make_release, serving, spans
+from sluice.errors import ConfigError
+from sluice.evals.base import BaseEvaluator
+from sluice.evals.registry import register
 from sluice.gateway.guardrails import ResponseView, compile_guardrails
 from sluice.release.model import Guardrail
 from sluice.testing.upstream import scripted_upstream
 
 MSG = [{"role": "user", "content": "hello"}]
+
+
+@register("test_broken_instrument")
+class BrokenInstrument(BaseEvaluator):
+    """Stands for a judge whose endpoint is down: every evaluation raises."""
+
+    requires = ("response",)
+
+    def score(self, fields):
+        raise ConnectionError("judge unreachable")
 ORDER_SCHEMA = {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}
 
 
@@ -42,13 +55,48 @@ def test_json_schema_on_tool_calls_and_structured_output():
     assert only_lookup.check(ResponseView("", (("other", "{}"),))).action is None
 
 
-def test_strongest_action_wins_and_evaluator_guardrails_are_skipped():
+def test_strongest_action_wins_and_offline_evaluator_guardrails_are_skipped():
     g = guards({"name": "words", "type": "blocked_patterns", "patterns": ["secret"], "action": "log"},
                {"name": "ssn", "type": "blocked_patterns", "patterns": [r"\d{3}-\d{2}-\d{4}"]},
-               {"name": "judge", "type": "evaluator", "evaluator": "toxicity"})
+               {"name": "judge", "type": "evaluator", "evaluator": "groundedness", "inline": False})
     v = g.check(ResponseView("secret 123-45-6789"))
     assert v.action == "block" and v.outcome() == "block:ssn" and v.skipped == ["judge"]
     assert g.blocking
+
+
+def test_inline_evaluator_guardrails_judge_the_answer():
+    g = guards({"name": "no-refusal", "type": "evaluator", "evaluator": "refusal", "args": {"expect_refusal": False}},
+               {"name": "shape", "type": "evaluator", "evaluator": "json_validation", "action": "log",
+                "args": {"schema": ORDER_SCHEMA}})
+    refused = g.check(ResponseView("I'm sorry, but I can't help with that."))
+    assert refused.outcome() == "block:no-refusal"
+    assert refused.violations[0].reason.startswith("refusal scored 0.00: refused")
+    assert [v.guardrail for v in refused.violations] == ["no-refusal", "shape"]  # not JSON either
+    assert g.check(ResponseView('{"order_id": "A1"}')).outcome() == "pass"
+    assert g.check(ResponseView('{"order_id": 7}')).outcome() == "log:shape"
+
+
+def test_inline_evaluator_threshold_not_applicable_and_instrument_errors():
+    contains = {"name": "mentions", "type": "evaluator", "evaluator": "contains",
+                "args": {"value": ["refund", "invoice"], "mode": "all"}}
+    assert guards(contains | {"threshold": 1.0}).check(ResponseView("your refund")).outcome() == "block:mentions"
+    assert guards(contains | {"threshold": 0.5}).check(ResponseView("your refund")).outcome() == "pass"
+    # groundedness needs the retrieved context, which a gateway request does not carry: not applicable
+    assert guards({"name": "g", "type": "evaluator", "evaluator": "groundedness"}).check(
+        ResponseView("Paris is in France.")).outcome() == "pass"
+    # a tool-call-only answer is acting, not refusing
+    no_refusal = {"name": "r", "type": "evaluator", "evaluator": "refusal", "args": {"expect_refusal": False}}
+    assert guards(no_refusal).check(ResponseView("", (("lookup", "{}"),))).outcome() == "pass"
+    # an evaluator that fails as an instrument blocks nothing and is reported as skipped
+    v = guards({"name": "broken", "type": "evaluator", "evaluator": "test_broken_instrument"}).check(ResponseView("hi"))
+    assert v.outcome() == "pass" and v.skipped == ["broken"]
+
+
+def test_inline_evaluator_guardrail_with_a_bad_evaluator_is_a_config_error():
+    with pytest.raises(ConfigError, match="guardrail judge: .*unknown evaluator 'toxicity'"):
+        guards({"name": "judge", "type": "evaluator", "evaluator": "toxicity"})
+    with pytest.raises(ConfigError, match="guardrail r: .*threshold"):
+        guards({"name": "r", "type": "evaluator", "evaluator": "refusal", "threshold": 3})
 
 
 def counting_reply(answers):
@@ -108,3 +156,18 @@ def test_log_only_records(duckdb_store, tmp_path):
                                c.chat.completions.create(model="d", messages=MSG, stream=True) if ch.choices)
     assert out.choices[0].message.content == streamed == "contact a@example.com"
     assert [s["attributes"]["sluice.guardrail"] for s in spans(duckdb_store)] == ["log:pii", "log:pii"]
+
+
+def test_inline_evaluator_guardrail_blocks_through_the_gateway(duckdb_store, tmp_path):
+    reply, _ = counting_reply(["I'm sorry, but I cannot help with that request."])
+    with scripted_upstream(reply=reply) as up:
+        ref = make_release(duckdb_store, tmp_path, "bot", "1", up, guardrails=[
+            {"name": "no-over-refusal", "type": "evaluator", "evaluator": "refusal",
+             "args": {"expect_refusal": False}, "message": "Let me connect you with a person."}])
+        with serving(duckdb_store, {"deployments": {"d": {"stable": ref}}}) as (url, _):
+            out = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0).chat.completions.create(
+                model="d", messages=MSG)
+    assert out.choices[0].message.content == "Let me connect you with a person."
+    assert out.choices[0].finish_reason == "content_filter"
+    [span] = spans(duckdb_store)
+    assert span["attributes"]["sluice.guardrail"] == "block:no-over-refusal"

@@ -4,8 +4,12 @@ Checks are compiled once per release: JSON schemas into validators, patterns int
 A ``json_schema`` guardrail validates tool-call arguments when the response calls tools (only the
 tool named in ``args.tool`` when given), else the content parsed as JSON (structured output).
 ``pii`` looks for e-mail addresses, US social-security numbers, card numbers that pass the Luhn
-check and phone numbers (``args.kinds`` narrows the list). ``evaluator`` guardrails run offline
-only (the gate), never inline here, and are reported as skipped.
+check and phone numbers (``args.kinds`` narrows the list). An ``evaluator`` guardrail builds that
+evaluator once (``args`` are its arguments, ``threshold`` its pass mark) and runs it on the answer
+(``response`` and ``tool_calls``); it is a violation when the result does not pass. Evaluators
+that need more than the answer (context, an expected answer) find the row "not applicable" and
+pass. An evaluator that fails as an instrument (a judge that times out) does not block: the
+guardrail is reported as skipped, like one marked ``inline: false`` (those run in the gate only).
 
 The strongest action among the violations decides: ``block`` > ``repair`` > ``log``.
 """
@@ -21,6 +25,7 @@ import jsonschema
 import yaml
 
 from sluice.errors import ConfigError
+from sluice.evals.base import safe_evaluate
 from sluice.evals.builtins.pii_leak import PATTERNS as PII_PATTERNS
 from sluice.evals.builtins.pii_leak import find_pii
 from sluice.release.model import Guardrail
@@ -70,6 +75,10 @@ class Verdict:
 Check = Callable[[ResponseView], str | None]  # the reason of a violation, None when it passes
 
 
+class Unchecked(Exception):
+    """A check could not judge this response (its instrument failed); the guardrail is skipped."""
+
+
 @dataclass
 class Guardrails:
     checks: list[tuple[Guardrail, Check]] = field(default_factory=list)
@@ -91,7 +100,11 @@ class Guardrails:
     def check(self, view: ResponseView) -> Verdict:
         verdict = Verdict(skipped=list(self.skipped))
         for g, check in self.checks:
-            reason = check(view)
+            try:
+                reason = check(view)
+            except Unchecked:
+                verdict.skipped.append(g.name)
+                continue
             if reason is not None:
                 verdict.violations.append(Violation(g.name, g.action, reason))
         return verdict
@@ -119,6 +132,8 @@ def compile_guardrails(guardrails: list[Guardrail], files: Mapping[str, bytes]) 
             except jsonschema.SchemaError as e:
                 raise ConfigError(f"guardrail {g.name}: invalid JSON schema: {e.message}") from None
             out.checks.append((g, _schema_check(validator_cls(schema), g.args.get("tool"))))
+        elif g.inline:
+            out.checks.append((g, _evaluator_check(g)))
         else:
             out.skipped.append(g.name)
     return out
@@ -176,4 +191,25 @@ def _schema_check(validator: Any, tool: str | None) -> Check:
                 where = "/".join(str(p) for p in error.absolute_path) or "(root)"
                 return f"{name}: {where}: {error.message}"
         return None
+    return check
+
+
+def _evaluator_check(g: Guardrail) -> Check:
+    from sluice.evals.registry import build  # the registry imports every built-in: load it lazily
+
+    args = dict(g.args) | ({"threshold": g.threshold} if g.threshold is not None else {})
+    try:
+        evaluator = build({"name": g.evaluator, "args": args})
+    except ConfigError as e:
+        raise ConfigError(f"guardrail {g.name}: {e}") from None
+
+    def check(view: ResponseView) -> str | None:
+        calls = [{"name": name, "arguments": args} for name, args in view.tool_calls]
+        result = safe_evaluate(evaluator, {"response": view.content, "tool_calls": calls})
+        if result.error is not None:
+            raise Unchecked(result.error)
+        if result.passed or result.details.get("not_applicable"):
+            return None
+        return f"{g.evaluator} scored {result.score:.2f}: {result.reason}" if result.reason else \
+            f"{g.evaluator} scored {result.score:.2f}"
     return check
