@@ -25,7 +25,8 @@ $(LITELLM_VENV)/.installed:
 	$(LITELLM_VENV)/bin/python -m pip install -q 'litellm[proxy]==1.108.7' 'py-spy==0.4.3' && touch $@ \
 		|| echo "LiteLLM could not be installed: the gateway benchmark runs without it and says so"
 
-$(VENV)/.installed: pyproject.toml
+# setup.py compiles src/sluice/telemetry/_otlpfast.c (the OTLP decoder); editing it reinstalls
+$(VENV)/.installed: pyproject.toml setup.py src/sluice/telemetry/_otlpfast.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e .

@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple
 
-from sluice.telemetry import otlp
+from sluice.telemetry import fastpath, otlp
 from sluice.telemetry.config import TelemetrySettings
 from sluice.telemetry.normalize import Normalizer
 from sluice.telemetry.writer import Backpressure, SpanBatch
@@ -44,8 +44,14 @@ class WorkerCrashed(Exception):
 
 
 def prepare(normalizer: Normalizer, body: bytes, encoding: str | None, kind: str, limit: int) -> Prepared:
-    """Decompress, decode and normalise one export body (raises ``OtlpError`` / ``TooLarge``)."""
-    decoded = otlp.decode(otlp.decompress(body, encoding, limit), kind)
+    """Decompress, decode and normalise one export body (raises ``OtlpError`` / ``TooLarge``).
+    Protobuf goes through the compiled decoder when it is built and takes the body."""
+    body = otlp.decompress(body, encoding, limit)
+    if kind == otlp.PROTOBUF:
+        fast = fastpath.decode_columns(body, normalizer)
+        if fast is not None:
+            return Prepared(*fast)
+    decoded = otlp.decode(body, kind)
     rows, evals = normalizer.rows(decoded.spans)
     return Prepared(SpanBatch.from_rows(rows, evals), decoded.rejected, decoded.reasons)
 
