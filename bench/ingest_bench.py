@@ -18,7 +18,10 @@ with synthetic spans in bulk (SQL generators, not the ingest path) and times
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -26,7 +29,6 @@ import tempfile
 import threading
 import time
 
-import httpx
 import psutil
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -69,35 +71,47 @@ def export_body(seed: int, spans: int) -> bytes:
     return req.SerializeToString()
 
 
-def ingest(args) -> None:
+def ingest(args) -> dict:
     store_url = args.store or f"duckdb:///{tempfile.mkdtemp(prefix='sluice-bench-')}/bench.duckdb"
-    proc = subprocess.Popen([sys.executable, "-m", "sluice.server", "--store", store_url],
-                            stdout=subprocess.PIPE, text=True)
-    base = proc.stdout.readline().split()[1]
-    bodies = [export_body(seed, args.batch) for seed in range(1, 9)]
+    cmd = [sys.executable, "-m", "sluice.server", "--store", store_url]
+    if args.workers is not None:
+        conf = os.path.join(tempfile.mkdtemp(prefix="sluice-bench-"), "telemetry.yaml")
+        with open(conf, "w") as f:
+            f.write(f"ingest_workers: {args.workers}\n")
+        cmd += ["--telemetry", conf]
+    env = dict(os.environ)
+    if args.python_decoder:
+        env["SLUICE_OTLP_FAST"] = "0"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    host, port = proc.stdout.readline().split()[1].removeprefix("http://").rsplit(":", 1)
+    bodies = [export_body(seed, args.batch) for seed in range(1, 9)]  # encoded once, before the clock starts
     latencies: list[float] = []
     acked = [0]
-    failed = [0]
+    failed: dict[int, int] = {}
     lock = threading.Lock()
-    stop = time.monotonic() + args.seconds
     rss: list[float] = []
     server = psutil.Process(proc.pid)
+    headers = {"content-type": "application/x-protobuf"}
 
     def client(n: int) -> None:
-        with httpx.Client(timeout=60) as http:
-            i = n
-            while time.monotonic() < stop:
-                t = time.perf_counter()
-                r = http.post(base + "/v1/traces", content=bodies[i % len(bodies)],
-                              headers={"content-type": "application/x-protobuf"})
-                dt = time.perf_counter() - t
-                with lock:
-                    if r.status_code == 200:
-                        acked[0] += args.batch
-                        latencies.append(dt * 1000)
-                    else:
-                        failed[0] += 1
-                i += args.clients
+        # http.client on a kept-alive connection: the body goes out with one sendall, so the load
+        # generator costs little of the two cores it shares with the server
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        i = n
+        while time.monotonic() < stop:
+            t = time.perf_counter()
+            conn.request("POST", "/v1/traces", bodies[i % len(bodies)], headers)
+            r = conn.getresponse()
+            r.read()
+            dt = time.perf_counter() - t
+            with lock:
+                if r.status == 200:
+                    acked[0] += args.batch
+                    latencies.append(dt * 1000)
+                else:
+                    failed[r.status] = failed.get(r.status, 0) + 1
+            i += args.clients
+        conn.close()
 
     def tree() -> list[psutil.Process]:
         return [server, *server.children(recursive=True)]
@@ -119,30 +133,61 @@ def ingest(args) -> None:
             record_cpu(procs)
             time.sleep(1)
 
+    load_before = os.getloadavg()
     threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
     threads.append(threading.Thread(target=sample))
     record_cpu(tree())
     cpu_before = dict(cpu_seen)  # start-up (imports, forkserver) is not ingest work
+    own_before = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
+    stop = t0 + args.seconds
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.monotonic() - t0
+    own_after = resource.getrusage(resource.RUSAGE_SELF)
     record_cpu(tree())
+    load_after = os.getloadavg()
     proc.terminate()
     proc.wait(60)
     latencies.sort()
-    print(f"store            {store_url.split('@')[-1]}")
-    print(f"batch x clients  {args.batch} spans/request x {args.clients} clients, {elapsed:.1f} s")
-    print(f"acknowledged     {acked[0]} spans = {acked[0] / elapsed:,.0f} spans/s ({failed[0]} non-200 replies)")
-    print(f"request latency  p50 {latencies[len(latencies) // 2]:.1f} ms, "
-          f"p99 {latencies[int(len(latencies) * 0.99)]:.1f} ms")
     cpu = sum(cpu_seen.values()) - sum(cpu_before.values())
-    print(f"server CPU       {cpu:.1f} s in {len(cpu_seen)} processes = {cpu / max(acked[0], 1) * 1e6:.0f} µs per span "
-          f"(load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    client_cpu = (own_after.ru_utime + own_after.ru_stime) - (own_before.ru_utime + own_before.ru_stime)
+    result = {
+        "label": args.label, "store": "postgresql" if store_url.startswith("postgres") else "duckdb",
+        "decoder": "python" if args.python_decoder else "compiled (if built)",
+        "workers": args.workers, "batch": args.batch, "clients": args.clients, "seconds": round(elapsed, 1),
+        "spans": acked[0], "spans_per_s": round(acked[0] / elapsed), "non_200": failed,
+        "latency_ms_p50": round(latencies[len(latencies) // 2], 1) if latencies else None,
+        "latency_ms_p99": round(latencies[min(int(len(latencies) * 0.99), len(latencies) - 1)], 1) if latencies else None,
+        "server_cpu_s": round(cpu, 1), "server_processes": len(cpu_seen),
+        "server_cpu_us_per_span": round(cpu / max(acked[0], 1) * 1e6, 1),
+        "client_cpu_us_per_span": round(client_cpu / max(acked[0], 1) * 1e6, 1),
+        "rss_mib_per_s": [round(x) for x in rss], "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in load_after],
+    }
+    print(f"store            {store_url.split('@')[-1]}")
+    print(f"batch x clients  {args.batch} spans/request x {args.clients} clients, {elapsed:.1f} s, "
+          f"workers {args.workers if args.workers is not None else 'default'}, "
+          f"decoder {'python' if args.python_decoder else 'compiled if built'}")
+    print(f"acknowledged     {acked[0]} spans = {acked[0] / elapsed:,.0f} spans/s (non-200 replies: {failed or 0})")
+    print(f"request latency  p50 {result['latency_ms_p50']} ms, p99 {result['latency_ms_p99']} ms")
+    print(f"server CPU       {cpu:.1f} s in {len(cpu_seen)} processes = {result['server_cpu_us_per_span']} µs per span; "
+          f"load generator {result['client_cpu_us_per_span']} µs per span")
+    print(f"load average     before {' '.join(f'{x:.2f}' for x in load_before)}, "
+          f"after {' '.join(f'{x:.2f}' for x in load_after)}")
     print(f"server RSS MiB   first {rss[0]:.0f}, max {max(rss):.0f}, last {rss[-1]:.0f}, summed over the server "
           f"and its workers (per second: {' '.join(f'{x:.0f}' for x in rss)})")
+    if args.json:
+        runs = []
+        if os.path.exists(args.json):
+            with open(args.json) as f:
+                runs = json.load(f)
+        runs.append(result)
+        with open(args.json, "w") as f:
+            json.dump(runs, f, indent=1)
+    return result
 
 
 def fill(store, n: int) -> None:
@@ -196,6 +241,10 @@ def main() -> None:
     i.add_argument("--seconds", type=float, default=20)
     i.add_argument("--batch", type=int, default=1000)
     i.add_argument("--clients", type=int, default=4)
+    i.add_argument("--workers", type=int, default=None, help="ingest_workers for the server (default: its own)")
+    i.add_argument("--python-decoder", action="store_true", help="SLUICE_OTLP_FAST=0: the pure-Python reference")
+    i.add_argument("--label", default="")
+    i.add_argument("--json", default=None, help="append the run's figures to this JSON file")
     q = sub.add_parser("query")
     q.add_argument("--store")
     q.add_argument("--spans", type=int, nargs="+", default=[1_000_000, 10_000_000])

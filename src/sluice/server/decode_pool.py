@@ -1,11 +1,16 @@
-"""Decoding and normalising OTLP bodies in worker processes, feeding the one span writer.
+"""Decoding and normalising OTLP bodies, in the server process or in worker processes, feeding
+the one span writer.
 
-Protobuf decoding and attribute normalisation are pure Python and hold the GIL; in the server
-process they would cap ingest at one core and stall the event loop. ``DecodePool`` sends each
-large body (bytes in) to a pool of worker processes, which decompress, decode and normalise it
-and send back a column-major ``SpanBatch`` (plus the partial-success count). The server process
-keeps the HTTP loop and the single writer thread, which is all DuckDB allows (one process per
-file) and what group commit needs: the 200 still waits for the writer's commit.
+With the compiled decoder (``sluice.telemetry.fastpath``) a protobuf body costs ~2.5 µs per span
+and is decoded in the server process (a thread): worker processes would add pickling, a second
+copy of every body and a process per core that the writer and the HTTP loop need, for no gain
+(bench/results/ingest.md). Without it (not built, ``SLUICE_OTLP_FAST=0``, or JSON bodies in
+bulk) decoding is pure Python and holds the GIL, so ``ingest_workers`` processes can take it:
+``DecodePool`` sends each large body (bytes in) to the pool, which decompresses, decodes and
+normalises it and sends back a column-major ``SpanBatch`` (plus the partial-success count). The
+server process keeps the HTTP loop and the single writer thread, which is all DuckDB allows (one
+process per file) and what group commit needs: the 200 still waits for the writer's commit.
+``ingest_workers: null`` means 0 with the compiled decoder and one per CPU without it.
 
 Small bodies are handled in the server process, where the round trip to a worker would cost
 more than the work. Bodies waiting for a worker are bounded in bytes (``Backpressure`` → 503).
@@ -68,13 +73,18 @@ def _prepare_in_worker(body: bytes, encoding: str | None, kind: str, limit: int)
     return prepare(_worker_normalizer, body, encoding, kind, limit)
 
 
+def default_workers() -> int:
+    """0 (decode in the server process) when the compiled decoder is in use, else one per CPU."""
+    return 0 if fastpath.enabled() else (os.cpu_count() or 1)
+
+
 class DecodePool:
     """``await pool.prepare(body, encoding, kind)`` → ``Prepared``; ``workers=0`` decodes in threads."""
 
     def __init__(self, settings: TelemetrySettings, workers: int | None = None, *,
                  inline_max_bytes: int = INLINE_MAX_BYTES):
         self.settings = settings
-        self.workers = (os.cpu_count() or 1) if workers is None else workers
+        self.workers = default_workers() if workers is None else workers
         self.inline_max_bytes = inline_max_bytes
         self.normalizer = Normalizer(settings)
         self.pending_bytes = 0
