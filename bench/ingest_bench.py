@@ -139,6 +139,7 @@ def ingest(args) -> dict:
     record_cpu(tree())
     cpu_before = dict(cpu_seen)  # start-up (imports, forkserver) is not ingest work
     own_before = resource.getrusage(resource.RUSAGE_SELF)
+    machine_before = psutil.cpu_times()
     t0 = time.monotonic()
     stop = t0 + args.seconds
     for t in threads:
@@ -147,6 +148,7 @@ def ingest(args) -> dict:
         t.join()
     elapsed = time.monotonic() - t0
     own_after = resource.getrusage(resource.RUSAGE_SELF)
+    machine_after = psutil.cpu_times()
     record_cpu(tree())
     load_after = os.getloadavg()
     proc.terminate()
@@ -154,6 +156,9 @@ def ingest(args) -> dict:
     latencies.sort()
     cpu = sum(cpu_seen.values()) - sum(cpu_before.values())
     client_cpu = (own_after.ru_utime + own_after.ru_stime) - (own_before.ru_utime + own_before.ru_stime)
+    # everything that ran on the machine meanwhile: server, PostgreSQL's backends, the client, others
+    machine_busy = sum(machine_after) - sum(machine_before) - (
+        (machine_after.idle + machine_after.iowait) - (machine_before.idle + machine_before.iowait))
     result = {
         "label": args.label, "store": "postgresql" if store_url.startswith("postgres") else "duckdb",
         "decoder": "python" if args.python_decoder else "compiled (if built)",
@@ -164,6 +169,8 @@ def ingest(args) -> dict:
         "server_cpu_s": round(cpu, 1), "server_processes": len(cpu_seen),
         "server_cpu_us_per_span": round(cpu / max(acked[0], 1) * 1e6, 1),
         "client_cpu_us_per_span": round(client_cpu / max(acked[0], 1) * 1e6, 1),
+        "machine_cpu_us_per_span": round(machine_busy / max(acked[0], 1) * 1e6, 1),
+        "machine_cores_busy": round(machine_busy / elapsed, 2),
         "rss_mib_per_s": [round(x) for x in rss], "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in load_after],
     }
@@ -175,6 +182,8 @@ def ingest(args) -> dict:
     print(f"request latency  p50 {result['latency_ms_p50']} ms, p99 {result['latency_ms_p99']} ms")
     print(f"server CPU       {cpu:.1f} s in {len(cpu_seen)} processes = {result['server_cpu_us_per_span']} µs per span; "
           f"load generator {result['client_cpu_us_per_span']} µs per span")
+    print(f"machine CPU      {result['machine_cpu_us_per_span']} µs per span, {result['machine_cores_busy']} of "
+          f"{os.cpu_count()} cores busy (everything: server, database server, load generator, other work)")
     print(f"load average     before {' '.join(f'{x:.2f}' for x in load_before)}, "
           f"after {' '.join(f'{x:.2f}' for x in load_after)}")
     print(f"server RSS MiB   first {rss[0]:.0f}, max {max(rss):.0f}, last {rss[-1]:.0f}, summed over the server "

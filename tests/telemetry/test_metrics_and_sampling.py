@@ -131,3 +131,20 @@ def test_writer_backpressure(store):
     writer.submit(request(1, ms=1, cohort="c"))
     with pytest.raises(Backpressure):
         writer.submit(request(2, ms=1, cohort="c"))
+
+
+def test_writer_caps_duckdb_memory_but_keeps_a_lower_limit(duckdb_store):
+    """DuckDB caches written blocks up to memory_limit (80 % of RAM): uncapped, a long ingest grows
+    the server without bound (bench/results/ingest.md)."""
+    conn = duckdb_store.db.conn
+
+    def limit() -> str:
+        return conn.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    writer = SpanWriter(duckdb_store).start()
+    writer.close()
+    assert limit() == "1.0 GiB"
+    conn.execute("SET memory_limit = '100MB'")
+    writer = SpanWriter(duckdb_store).start()
+    writer.close()
+    assert limit() == "95.3 MiB"

@@ -262,12 +262,20 @@ def _sink_for(store: Any):
 # the open row group). Larger means fewer checkpoints, at the price of a longer WAL replay after a
 # crash and that much more memory for not-yet-checkpointed data. A database-wide setting.
 DUCKDB_CHECKPOINT_THRESHOLD = "128MB"
+# DuckDB keeps every block it has written cached until its memory_limit (80 % of RAM by default), so
+# a long ingest grew the server by ~170 bytes per stored span (1.4 GB after 7M spans, still rising).
+# Capped here, cached blocks are evicted instead (queries read them back from the file). A lower
+# limit already in force is kept. A database-wide setting.
+DUCKDB_MEMORY_LIMIT_BYTES = 1 << 30
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 
 
 class _DuckSink:
     def __init__(self, conn):
         self.conn = conn
         conn.execute(f"SET checkpoint_threshold = '{DUCKDB_CHECKPOINT_THRESHOLD}'")
+        _cap_memory(conn)
         cols = ", ".join(SPAN_COLUMNS)
         self._insert = f"INSERT INTO spans ({cols}) SELECT {cols} FROM sluice_span_batch"
         self._insert_evals = f"INSERT INTO span_evals ({', '.join(EVAL_COLUMNS)}) VALUES ({', '.join('?' * len(EVAL_COLUMNS))})"
@@ -293,6 +301,18 @@ class _DuckSink:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _cap_memory(conn) -> None:
+    text = conn.execute("SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'").fetchone()[0]
+    number, _, unit = str(text).partition(" ")
+    try:
+        current = float(number) * _UNITS[unit]
+    except (ValueError, KeyError):
+        log.warning("span writer: unexpected DuckDB memory_limit %r; left as it is", text)
+        return
+    if current > DUCKDB_MEMORY_LIMIT_BYTES:
+        conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT_BYTES // 2**20}MiB'")
 
 
 def _column(name: str, parts: list[tuple], count: int) -> np.ndarray:
