@@ -82,3 +82,29 @@ def test_the_gateway_lowers_the_writer_threads_priority(duckdb_store):
         base = os.getpriority(os.PRIO_PROCESS, 0)
         # absolute niceness; a process already nicer than 7 may not lower it (EACCES, logged)
         assert os.getpriority(os.PRIO_PROCESS, writer._native_id) == max(base, 7)
+
+
+def test_on_the_event_loop_spans_reach_the_writer_in_slices(duckdb_store):
+    import asyncio
+
+    writer = SpanWriter(duckdb_store)  # not started: what it is handed stays queued
+    sink = SpanSink(writer, slice_spans=4, slice_s=3600)
+
+    async def requests():
+        for i in range(3):
+            sink.submit(record(i))
+        assert (writer.queued_spans, sink.submitted) == (0, 0)  # waiting for their slice
+        sink.submit(record(3))  # the fourth fills it
+        assert (writer.queued_spans, sink.submitted) == (4, 4)
+        sink.submit(record(4))
+        sink.flush()  # the gateway's shutdown
+        assert (writer.queued_spans, sink.submitted) == (5, 5)
+        sink.slice_s = 0.01
+        sink.submit(record(5))
+        await asyncio.sleep(0.1)  # the slice's deadline passes
+        assert writer.queued_spans == 6
+
+    asyncio.run(requests())
+    writer.start()
+    writer.close()
+    assert count(duckdb_store) == 6

@@ -100,3 +100,23 @@ def test_health_ready_openapi(server):
     assert httpx.get(url + "/readyz").json()["status"] == "ready"
     paths = httpx.get(url + "/openapi.json").json()["paths"]
     assert {"/v1/traces", "/tracer/v1/traces", "/api/feedback", "/api/metrics", "/healthz", "/readyz"} <= set(paths)
+
+
+def test_fast_paths_answer_ahead_of_fastapi_and_an_error_is_a_json_500(duckdb_store):
+    from fastapi import APIRouter
+
+    async def fine(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-app", type(scope["app"]).__name__.encode())]})
+        await send({"type": "http.response.body", "body": b"fast"})
+
+    async def broken(scope, receive, send):
+        raise KeyError("bug")
+
+    router = APIRouter()
+    router.fast_paths = {("GET", "/fine"): fine, ("GET", "/broken"): broken}
+    with running(create_app(duckdb_store, routers=[router])) as url:
+        r = httpx.get(url + "/fine")
+        assert (r.status_code, r.content, r.headers["x-app"]) == (200, b"fast", "SluiceApp")  # scope["app"] is set
+        r = httpx.get(url + "/broken")
+        assert r.status_code == 500 and r.json() == {"error": "internal error (KeyError)"}
+        assert httpx.post(url + "/fine").status_code == 404  # exact (method, path) only; the rest is FastAPI's

@@ -150,6 +150,7 @@ class Gateway:
             self._poller = None
         await self.mirror.drain()
         await self.mirror.stop()
+        self.spans.flush()  # the spans still waiting for their slice, before the writer drains
         if self.cache is not None:
             await asyncio.to_thread(self.cache.close)
         if self._owns_client and self._client is not None:
@@ -177,7 +178,7 @@ class Gateway:
     def router(self) -> APIRouter:
         """Routes to include in the server app (``create_app(..., routers=[gateway.router])``)."""
         router = APIRouter(lifespan=self.lifespan)
-        # answered ahead of FastAPI's middleware and route matching by ``create_app`` (FastPaths)
+        # answered ahead of all of FastAPI's layers by ``create_app`` (``SluiceApp.fast_paths``)
         router.fast_paths = {("POST", "/v1/chat/completions"): self.chat, ("GET", "/v1/models"): self.models}
         router.routes.append(Route("/v1/chat/completions", _Endpoint(self.chat), methods=["POST"]))
         router.routes.append(Route("/v1/models", _Endpoint(self.models), methods=["GET"]))

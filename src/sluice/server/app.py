@@ -3,7 +3,7 @@
 ``create_app`` takes an open store and returns a FastAPI app whose lifespan starts and drains the
 ``SpanWriter`` and the ``DecodePool`` (OTLP decode workers). Other parts (gateway, rollout, dashboard) add their routers through ``routers``
 and reach the shared writer as ``app.state.writer``; a router's ``fast_paths`` ((method, path) ->
-raw ASGI handler) are dispatched before FastAPI's layers (``FastPaths``). Unexpected errors become a JSON 500 with no
+raw ASGI handler) are dispatched before FastAPI's layers (``SluiceApp``). Unexpected errors become a JSON 500 with no
 traceback; request validation problems become a 400 naming the parameter.
 """
 
@@ -14,6 +14,7 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Any, Iterable
 
+import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
@@ -53,8 +54,8 @@ def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
             if own_writer:
                 await asyncio.to_thread(writer.close)
 
-    app = FastAPI(title="Sluice", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="OTLP trace ingest, feedback and production metrics of Sluice releases.")
+    app = SluiceApp(title="Sluice", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                    description="OTLP trace ingest, feedback and production metrics of Sluice releases.")
     app.state.store = store
     app.state.telemetry = settings
     app.state.writer = writer
@@ -62,12 +63,9 @@ def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
     app.state.keyring = KeyRing(store)
     app.include_router(ingest.router)
     app.include_router(api.router)
-    fast: dict[tuple[str, str], Any] = {}
     for r in routers:
         app.include_router(r)
-        fast.update(getattr(r, "fast_paths", None) or {})
-    if fast:
-        app.add_middleware(FastPaths, paths=fast)
+        app.fast_paths.update(getattr(r, "fast_paths", None) or {})
 
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:
@@ -98,20 +96,37 @@ def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
     return app
 
 
-class FastPaths:
-    """Raw ASGI handlers for exact (method, path) pairs, answered before FastAPI's exception
-    middleware and route matching: the gateway's per-request endpoints, where those layers cost
-    more CPU than the handler's own work. A router offers them as ``router.fast_paths``; the same
-    handlers stay mounted as ordinary routes (OpenAPI, ``HEAD``/405 behaviour of the rest)."""
+class SluiceApp(FastAPI):
+    """FastAPI plus ``fast_paths``: raw ASGI handlers for exact (method, path) pairs, answered
+    before any of FastAPI's layers (its per-request telemetry check, the exception middleware,
+    route matching). These are the gateway's per-request endpoints, where those layers cost more
+    CPU than the handler's own work. A router offers them as ``router.fast_paths``; the same
+    handlers stay mounted as ordinary routes (OpenAPI, ``HEAD``/405 behaviour of the rest).
+    An unexpected exception in a fast path still becomes the JSON 500 (no traceback to the client)."""
 
-    def __init__(self, app: Any, paths: dict[tuple[str, str], Any]):
-        self.app = app
-        self.paths = paths
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fast_paths: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
-            handler = self.paths.get((scope["method"], scope["path"]))
+            handler = self.fast_paths.get((scope["method"], scope["path"]))
             if handler is not None:
-                await handler(scope, receive, send)
+                scope["app"] = self  # what Starlette sets: handlers reach ``app.state`` through it
+                try:
+                    await handler(scope, receive, send)
+                except Exception as exc:  # noqa: BLE001 - the same answer as the exception middleware's
+                    log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+                    await _internal_error(send, exc)
                 return
-        await self.app(scope, receive, send)
+        await super().__call__(scope, receive, send)
+
+
+async def _internal_error(send, exc: Exception) -> None:
+    body = orjson.dumps({"error": f"internal error ({type(exc).__name__})"})
+    try:
+        await send({"type": "http.response.start", "status": 500,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    except Exception:  # the response had started: the server closes the connection instead
+        raise exc from None
+    await send({"type": "http.response.body", "body": body})
