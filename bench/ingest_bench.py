@@ -7,10 +7,13 @@
 
 ``ingest`` starts ``python -m sluice.server`` as its own process, posts pre-encoded protobuf
 export requests (OpenInference-style LLM spans, 13 attributes each,
-prompt and answer text unique per span) from client threads, and
+prompt and answer text unique per span) from client threads on kept-alive ``http.client``
+connections (cheap, so the load generator leaves the cores to the server), and
 reports acknowledged spans/s (a 200 means committed), request latency p50/p99, the CPU seconds
-the server and its decode workers spent per span (robust when other work shares the machine), and
-their summed RSS sampled every second (bounded memory shows as a flat line). ``query`` fills a fresh store
+the server and its decode workers spent per span (robust when other work shares the machine), the
+whole machine's busy CPU per span, the load average before and after, and the server's
+summed RSS sampled every second (bounded memory shows as a flat line). ``--json FILE`` appends the
+figures to FILE (bench/results/ingest.json). ``query`` fills a fresh store
 with synthetic spans in bulk (SQL generators, not the ingest path) and times
 ``compute_metrics`` for one deployment grouped by release × route × cohort.
 """
