@@ -95,9 +95,10 @@ def test_a_killed_worker_loses_no_acknowledged_span_and_hangs_no_request(server)
     assert post(url, body(999)[0]).status_code == 200  # the fresh pool serves
 
 
-def test_bytes_waiting_for_workers_are_bounded():
+@pytest.mark.parametrize("workers", [1, 0], ids=["worker process", "thread in the server process"])
+def test_bytes_waiting_to_be_decoded_are_bounded(workers):
     raw, _ = body(1)
-    pool = DecodePool(TelemetrySettings(decode_queue_max_bytes=len(raw) + 10), workers=1).start()
+    pool = DecodePool(TelemetrySettings(decode_queue_max_bytes=len(raw) + 10), workers=workers).start()
 
     async def two_at_once():
         return await asyncio.gather(pool.prepare(raw, None, otlp.JSON), pool.prepare(raw, None, otlp.JSON),

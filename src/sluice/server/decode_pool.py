@@ -13,7 +13,8 @@ process per file) and what group commit needs: the 200 still waits for the write
 ``ingest_workers: null`` means 0 with the compiled decoder and one per CPU without it.
 
 Small bodies are handled in the server process, where the round trip to a worker would cost
-more than the work. Bodies waiting for a worker are bounded in bytes (``Backpressure`` → 503).
+more than the work. Bodies waiting to be decoded (for a thread or a worker) are bounded in bytes
+(``decode_queue_max_bytes``, ``Backpressure`` → 503).
 A worker that dies (OOM killer, a crash in C code) breaks the pool: the requests it held fail
 over once to a fresh pool, and a request that breaks the pool twice gets a 503; nothing is
 acknowledged before its spans are committed, so no acknowledged span is lost.
@@ -108,14 +109,15 @@ class DecodePool:
 
     async def prepare(self, body: bytes, encoding: str | None, kind: str) -> Prepared:
         limit = self.settings.max_decompressed_bytes
-        if self._executor is None or len(body) <= self.inline_max_bytes:
-            if len(body) <= self.inline_max_bytes:
-                return prepare(self.normalizer, body, encoding, kind, limit)
-            return await asyncio.to_thread(prepare, self.normalizer, body, encoding, kind, limit)
+        if len(body) <= self.inline_max_bytes:
+            return prepare(self.normalizer, body, encoding, kind, limit)
+        # bodies waiting for a decode thread or worker are bounded in bytes, in either mode
         if self.pending_bytes and self.pending_bytes + len(body) > self.settings.decode_queue_max_bytes:
             raise Backpressure(f"decode queue full ({self.pending_bytes} bytes waiting)")
         self.pending_bytes += len(body)
         try:
+            if self._executor is None:
+                return await asyncio.to_thread(prepare, self.normalizer, body, encoding, kind, limit)
             try:
                 return await self._in_worker(body, encoding, kind, limit)
             except BrokenProcessPool:
