@@ -38,7 +38,7 @@ class TelemetrySettings(BaseModel):
     queue_max_spans: int = Field(default=200_000, gt=0)  # back-pressure (503) beyond this
     # decode processes; None = 0 with the compiled decoder (sluice.telemetry.fastpath), else CPU count
     ingest_workers: int | None = Field(default=None, ge=0)
-    decode_queue_max_bytes: int = Field(default=128 * 1024 * 1024, gt=0)  # bodies waiting for a worker (503)
+    decode_queue_max_bytes: int = Field(default=128 * 1024 * 1024, gt=0)  # bodies waiting to be decoded (503)
 
 
 def load_telemetry_settings(path: str | Path) -> TelemetrySettings:
