@@ -50,6 +50,9 @@ LADDER = (25, 50, 100, 150, 200, 300, 500, 750, 1000, 1250, 1500, 1750, 2000, 25
 P99_BOUND_MS = 50.0          # sustained: p99 end to end ≤ 20 ms upstream + 30 ms, and ...
 MAX_ERROR_SHARE = 0.001      # ... at most 0.1 % errors, and ...
 MIN_ACHIEVED_SHARE = 0.98    # ... at least 98 % of the offered rate answered inside the window
+QUIET_IDLE = 0.9             # both CPUs at least this idle before each measurement
+MAX_FOREIGN_SHARE = 0.03     # processes outside the bench using more of a CPU than this disturb a measurement
+MAX_REPEATS = 2              # a disturbed measurement is repeated up to this many times
 TARGET_P99_ADDED_MS = 3.0    # at 500 req/s (issue 4)
 BODY = {"messages": [{"role": "user", "content": "Summarise our refund policy for a customer in two lines."}],
         "max_tokens": 64, "temperature": 0}
@@ -398,6 +401,36 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def cpu_ticks(cpu: str) -> tuple[int, int, int]:
+    """(ticks spent running processes — user, nice, system —, idle + iowait, all) of one CPU."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{cpu} "):
+            f = [int(x) for x in line.split()[1:]]
+            return f[0] + f[1] + f[2], f[3] + f[4], sum(f)
+    raise RuntimeError(f"no cpu{cpu} in /proc/stat")
+
+
+def wait_quiet(cpus: tuple[str, ...] = (LOAD_CPU, GATEWAY_CPU), min_idle: float = QUIET_IDLE,
+               max_s: float = 60.0) -> float:
+    """Wait until every CPU of the bench is at least ``min_idle`` idle over half a second, so the
+    previous target's backlog (or a neighbour's burst on the shared machine) does not bleed into
+    the next measurement; returns the seconds waited (gives up after ``max_s``)."""
+    t0 = time.monotonic()
+    while True:
+        before = {c: cpu_ticks(c) for c in cpus}
+        time.sleep(0.5)
+        after = {c: cpu_ticks(c) for c in cpus}
+        idle = [(after[c][1] - before[c][1]) / max(1, after[c][2] - before[c][2]) for c in cpus]
+        if min(idle) >= min_idle or time.monotonic() - t0 > max_s:
+            return round(time.monotonic() - t0, 1)
+
+
+def _children_cpu_s() -> float:
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def load(url: str, model: str, rate: float, duration: float, warmup: float, token: str = "bench-not-a-secret"
          ) -> dict[str, Any]:
     cmd = ["taskset", "-c", LOAD_CPU, str(PY), str(Path(__file__).resolve()), "loadgen", "--url", url,
@@ -430,6 +463,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         vals = [r[key] for r in runs if r.get(key) is not None]
         out[key] = round(max(vals), 3) if vals else None
     out["loadavg"] = [r["loadavg"] for r in runs]
+    out["foreign_cpu_share"] = [r.get("foreign_cpu_share") for r in runs]
+    out["disturbed"] = [d for r in runs for d in r.get("disturbed", ())]
     return out
 
 
@@ -438,20 +473,59 @@ def sustained(s: dict[str, Any], rate: float) -> bool:
             and s["achieved_rps"] >= MIN_ACHIEVED_SHARE * rate)
 
 
-def measure(target: dict[str, Any], rate: float, duration: float, warmup: float) -> dict[str, Any]:
+all_runs: list[dict[str, Any]] = []  # every kept measurement of this process, for ``quiet_summary``
+
+
+def quiet_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    kept = [max(r["foreign_cpu_share"].values()) for r in runs]
+    return {"repeated": sum(len(r["disturbed"]) for r in runs),
+            "kept_disturbed": sum(1 for x in kept if x > MAX_FOREIGN_SHARE),
+            "max_foreign": max(kept, default=0.0)}
+
+
+def measure(target: dict[str, Any], rate: float, duration: float, warmup: float,
+            upstream: "Proc | None" = None) -> dict[str, Any]:
+    """One measurement; repeated (up to ``MAX_REPEATS`` times) while processes outside the bench
+    took more than ``MAX_FOREIGN_SHARE`` of either CPU during it (the machine is shared). The
+    attempts set aside are kept under ``disturbed``."""
+    disturbed: list[dict[str, Any]] = []
+    while True:
+        r = _measure_once(target, rate, duration, warmup, upstream)
+        if max(r["foreign_cpu_share"].values()) <= MAX_FOREIGN_SHARE or len(disturbed) >= MAX_REPEATS:
+            r["disturbed"] = disturbed
+            all_runs.append(r)
+            return r
+        disturbed.append({k: r[k] for k in ("foreign_cpu_share", "loadavg")} | {
+            "p99_ms": pct(sorted(r["latencies_ms"]), .99)})
+        print(f"    disturbed (foreign CPU {r['foreign_cpu_share']}), repeating", flush=True)
+
+
+def _measure_once(target: dict[str, Any], rate: float, duration: float, warmup: float,
+                  upstream: "Proc | None") -> dict[str, Any]:
     proc: Proc | None = target.get("proc")
     if proc:
         proc.settle()
+    waited = wait_quiet()
     avg = loadavg()
     c0 = proc.cpu_s() if proc else 0.0
+    u0, k0 = (upstream.cpu_s() if upstream else 0.0), _children_cpu_s()
+    t0 = {c: cpu_ticks(c) for c in (LOAD_CPU, GATEWAY_CPU)}
     r = load(target["url"], target["model"], rate, duration, warmup, target.get("token", "bench-not-a-secret"))
+    t1 = {c: cpu_ticks(c) for c in (LOAD_CPU, GATEWAY_CPU)}
+    hz = os.sysconf("SC_CLK_TCK")
+    own = {GATEWAY_CPU: (proc.cpu_s() - c0) if proc else 0.0,
+           LOAD_CPU: (upstream.cpu_s() - u0 if upstream else 0.0) + (_children_cpu_s() - k0)}
+    # CPU time of processes other than the target, the upstream and the load generator, per CPU
+    r["foreign_cpu_share"] = {c: round(max(0.0, (t1[c][0] - t0[c][0]) / hz - own[c]) / max(1e-9, (t1[c][2] - t0[c][2]) / hz), 3)
+                              for c in t0}
     r["loadavg"] = avg
+    r["quiet_wait_s"] = waited
     if proc:
         r["cpu_ms_per_req"] = round((proc.cpu_s() - c0) * 1000 / max(1, r["sent"] + int(warmup * rate)), 3)
         r["rss_mb_after"] = proc.rss_mb()
     print(f"  {target['name']:8s} {rate:6.0f}/s  ok {r['ok']:6d}  err {sum(r['errors'].values()):5d}  "
           f"p50 {pct(sorted(r['latencies_ms']), .5)}  p99 {pct(sorted(r['latencies_ms']), .99)} ms  "
-          f"load {avg}", flush=True)
+          f"load {avg}  foreign CPU {r['foreign_cpu_share']}", flush=True)
     return r
 
 
@@ -505,7 +579,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"round {rnd + 1}/{args.rounds}", flush=True)
             for rate in args.rates:
                 for t in targets:  # interleaved, so drift in machine load hits every target alike
-                    raw.setdefault((t["name"], rate), []).append(measure(t, rate, args.duration, args.warmup))
+                    raw.setdefault((t["name"], rate), []).append(measure(t, rate, args.duration, args.warmup, upstream_proc))
         latency: dict[str, Any] = {}
         for rate in args.rates:
             row = {t["name"]: summarise(raw[(t["name"], rate)]) for t in targets}
@@ -522,10 +596,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             steps, best = [], 0
             for rate in (r for r in LADDER if r <= args.max_rate):
                 s = summarise(raw[(t["name"], rate)]) if (t["name"], rate) in raw else \
-                    summarise([measure(t, rate, args.duration, args.warmup)])
+                    summarise([measure(t, rate, args.duration, args.warmup, upstream_proc)])
                 ok = sustained(s, rate)
                 if not ok:  # one stall of a shared machine should not end the ladder: a rung fails twice
-                    s = summarise([measure(t, rate, args.duration, args.warmup)])
+                    s = summarise([measure(t, rate, args.duration, args.warmup, upstream_proc)])
                     ok = sustained(s, rate)
                 steps.append({"rate": rate, "ok": ok, "p99_ms": s["p99_ms"], "error_share": s["error_share"],
                               "achieved_rps": s["achieved_rps"], "cpu_ms_per_req": s["cpu_ms_per_req"]})
@@ -542,6 +616,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             p.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     result["loadavg_end"] = loadavg()
+    result["quiet"] = quiet_summary(all_runs)
     result["targets"] = verdicts(result)
     return result
 
@@ -577,6 +652,7 @@ def markdown(r: dict[str, Any]) -> str:
         return "–" if v is None else f"{v:.2f}"
 
     names = [n for n in ("sluice", "sluice-nostore", "litellm") if n in next(iter(r["latency"].values()))]
+    quiet = r["quiet"]
     lines = [f"# Gateway benchmark ({r['when']})", "",
              f"{r['machine']}, Python {r['python']}; upstream answers in {r['upstream_latency_ms']:.0f} ms; "
              f"{r['pinning']}. Load generator: {r['load_generator']}. {r['rounds']} round(s) of "
@@ -585,6 +661,11 @@ def markdown(r: dict[str, Any]) -> str:
              f"LiteLLM {r['litellm']['version'] or ''}: {r['litellm']['status']}. Source: commit "
              f"{r['source']['commit']}" + (f", with uncommitted changes in {', '.join(x[3:] for x in r['source']['uncommitted'])}"
                                            if r["source"]["uncommitted"] else "") + ".", "",
+             f"Shared machine: before each measurement the bench waits until both CPUs are ≥ {QUIET_IDLE:.0%} idle; "
+             f"a measurement during which processes outside the bench used more than {MAX_FOREIGN_SHARE:.0%} of "
+             f"either CPU is repeated (up to {MAX_REPEATS} times). This run: {quiet['repeated']} measurement(s) "
+             f"repeated, {quiet['kept_disturbed']} kept although disturbed (repeats exhausted); the most foreign CPU "
+             f"in a kept measurement: {quiet['max_foreign']:.1%}.", "",
              "`sluice-nostore` is a diagnostic variant, not a product: the same gateway and app with spans "
              "normalised but not committed to DuckDB, to separate the request path from the span writer.", "",
              "## Added latency (through the gateway − direct to the upstream)", "",
@@ -649,6 +730,7 @@ def profile(seconds: float, rate: float) -> None:
             rec = subprocess.Popen(["taskset", "-c", LOAD_CPU, spy, "record", "-p", str(proc.p.pid), "--nonblocking",
                                     "--rate", "250", "--duration", str(int(seconds)), "--format", "raw",
                                     "-o", str(raw_out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            wait_quiet()
             c0 = proc.cpu_s()
             r = load(url, "bench", rate, seconds, 1)
             cpu_ms = (proc.cpu_s() - c0) * 1000 / max(1, r["sent"] + int(rate))
