@@ -1,5 +1,6 @@
 """Decode workers: same rows as in-process decoding, a killed worker loses no acknowledged span
-and hangs no request, and the bytes waiting for workers are bounded."""
+and hangs no request, the bytes waiting to be decoded are bounded, and by default protobuf stays
+in the server process (compiled decoder) while JSON bodies start the workers."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import threading
 import httpx
 import orjson
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from sluice.server.app import create_app
 from sluice.server.decode_pool import DecodePool
 from sluice.server.runner import running
-from sluice.telemetry import otlp, schema  # noqa: F401 - registers the tables
+from sluice.telemetry import fastpath, otlp, schema  # noqa: F401 - registers the tables
 from sluice.telemetry.config import TelemetrySettings
 from sluice.telemetry.writer import Backpressure
 
@@ -124,3 +126,23 @@ def test_bad_bodies_in_a_worker_are_400(server):
     url, _, _ = server
     r = post(url, b'{"resourceSpans": 5}' + b" " * 20_000)
     assert r.status_code == 400 and "resourceSpans must be a list" in r.json()["message"]
+
+
+@pytest.mark.skipif(not fastpath.enabled(), reason="the compiled decoder is not built")
+def test_default_pool_keeps_protobuf_in_process_and_starts_workers_for_json():
+    pool = DecodePool(TelemetrySettings()).start()
+    try:
+        pb = ExportTraceServiceRequest()
+        spans = pb.resource_spans.add().scope_spans.add().spans
+        for i in range(300):
+            sp = spans.add()
+            sp.trace_id, sp.span_id, sp.name = (i + 1).to_bytes(16, "big"), (i + 1).to_bytes(8, "big"), "x" * 60
+        raw_pb = pb.SerializeToString()
+        assert len(raw_pb) > pool.inline_max_bytes
+        assert asyncio.run(pool.prepare(raw_pb, None, otlp.PROTOBUF)).batch.count == 300
+        assert pool.worker_pids() == [] and pool._executor is None
+        raw_json, _ = body(1)
+        assert asyncio.run(pool.prepare(raw_json, None, otlp.JSON)).batch.count == 200
+        assert pool.worker_pids()
+    finally:
+        pool.close()

@@ -10,7 +10,8 @@ bulk) decoding is pure Python and holds the GIL, so ``ingest_workers`` processes
 normalises it and sends back a column-major ``SpanBatch`` (plus the partial-success count). The
 server process keeps the HTTP loop and the single writer thread, which is all DuckDB allows (one
 process per file) and what group commit needs: the 200 still waits for the writer's commit.
-``ingest_workers: null`` means 0 with the compiled decoder and one per CPU without it.
+``ingest_workers: null`` means one worker per CPU, but with the compiled decoder protobuf bodies
+stay in the server process and the workers are started only when a large JSON body arrives.
 
 Small bodies are handled in the server process, where the round trip to a worker would cost
 more than the work. Bodies waiting to be decoded (for a thread or a worker) are bounded in bytes
@@ -74,18 +75,17 @@ def _prepare_in_worker(body: bytes, encoding: str | None, kind: str, limit: int)
     return prepare(_worker_normalizer, body, encoding, kind, limit)
 
 
-def default_workers() -> int:
-    """0 (decode in the server process) when the compiled decoder is in use, else one per CPU."""
-    return 0 if fastpath.enabled() else (os.cpu_count() or 1)
-
-
 class DecodePool:
-    """``await pool.prepare(body, encoding, kind)`` → ``Prepared``; ``workers=0`` decodes in threads."""
+    """``await pool.prepare(body, encoding, kind)`` → ``Prepared``; ``workers=0`` decodes in threads.
+
+    ``workers=None``: one worker per CPU, except that with the compiled decoder protobuf bodies are
+    decoded in the server process and the pool is only started by the first large JSON body."""
 
     def __init__(self, settings: TelemetrySettings, workers: int | None = None, *,
                  inline_max_bytes: int = INLINE_MAX_BYTES):
         self.settings = settings
-        self.workers = default_workers() if workers is None else workers
+        self.protobuf_in_process = workers is None and fastpath.enabled()
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
         self.inline_max_bytes = inline_max_bytes
         self.normalizer = Normalizer(settings)
         self.pending_bytes = 0
@@ -93,7 +93,7 @@ class DecodePool:
         self._executor: ProcessPoolExecutor | None = None
 
     def start(self) -> "DecodePool":
-        if self.workers > 0 and self._executor is None:
+        if self.workers > 0 and self._executor is None and not self.protobuf_in_process:
             self._executor = self._new_executor()
         return self
 
@@ -116,8 +116,10 @@ class DecodePool:
             raise Backpressure(f"decode queue full ({self.pending_bytes} bytes waiting)")
         self.pending_bytes += len(body)
         try:
-            if self._executor is None:
+            if self.workers == 0 or (kind == otlp.PROTOBUF and self.protobuf_in_process):
                 return await asyncio.to_thread(prepare, self.normalizer, body, encoding, kind, limit)
+            if self._executor is None:  # the first large JSON body next to the compiled protobuf decoder
+                self._executor = self._new_executor()
             try:
                 return await self._in_worker(body, encoding, kind, limit)
             except BrokenProcessPool:

@@ -36,7 +36,8 @@ class TelemetrySettings(BaseModel):
     max_decompressed_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     batch_max_spans: int = Field(default=20_000, gt=0)  # spans per committed write
     queue_max_spans: int = Field(default=200_000, gt=0)  # back-pressure (503) beyond this
-    # decode processes; None = 0 with the compiled decoder (sluice.telemetry.fastpath), else CPU count
+    # decode processes; None = one per CPU, used only for JSON bodies when the compiled protobuf
+    # decoder (sluice.telemetry.fastpath) is in use; 0 = decode everything in the server process
     ingest_workers: int | None = Field(default=None, ge=0)
     decode_queue_max_bytes: int = Field(default=128 * 1024 * 1024, gt=0)  # bodies waiting to be decoded (503)
 
