@@ -53,6 +53,20 @@ def test_gzip_json_and_chunked_upload(server):
     assert store.db.query_one("SELECT count(*) FROM spans")[0] == 1
 
 
+def test_out_of_range_numbers_leave_their_typed_columns_empty(server):
+    """One bad number must not fail the batch (a 503 the exporter would retry forever)."""
+    url, store = server
+    body = orjson.loads(orjson.dumps(SPAN))
+    body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"] = [
+        {"key": "llm.token_count.prompt", "value": {"stringValue": "1" * 30}},
+        {"key": "llm.token_count.completion", "value": {"doubleValue": 1e300}},
+        {"key": "llm.cost.total", "value": {"stringValue": "inf"}},
+    ]
+    r = httpx.post(url + "/v1/traces", content=orjson.dumps(body), headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert store.db.query_one("SELECT input_tokens, output_tokens, cost FROM spans") == (None, None, None)
+
+
 @pytest.mark.parametrize("body, reason", [
     (b"[]", "field 'body'"),
     (b'{"trace_id": "abc", "kind": "thumbs_down"}', "field 'trace_id'"),

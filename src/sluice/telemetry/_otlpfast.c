@@ -18,6 +18,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -578,7 +579,7 @@ static PyObject *col_int(PyObject *v) {
 
 static PyObject *col_float(PyObject *v) {
     if (!v || v == Py_None) Py_RETURN_NONE;
-    if (PyFloat_CheckExact(v)) { Py_INCREF(v); return v; }
+    if (PyFloat_CheckExact(v) && isfinite(PyFloat_AS_DOUBLE(v))) { Py_INCREF(v); return v; }
     return PyObject_CallOneArg(h_float, v);
 }
 

@@ -9,6 +9,8 @@ is kept there, with the resource under ``@resource`` and span events under ``@ev
 
 from __future__ import annotations
 
+import math
+
 import time
 from typing import Any
 
@@ -244,22 +246,33 @@ def _passed(explicit: Any, label: Any) -> bool | None:
     return True if text in PASS_LABELS else False if text in FAIL_LABELS else None
 
 
+_INT64 = 2**63
+
+
 def _int(v: Any) -> int | None:
+    """A BIGINT column's value; anything that is not one (an infinite double, 30 digits) is None.
+
+    Out-of-range numbers must not reach the insert: the whole batch would fail, and the client's
+    retries with it, for one bad attribute. The raw value stays in the attributes column.
+    """
     if v is None or isinstance(v, bool):
         return None
     try:
-        return int(v)
+        n = int(v)
     except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite double
         return None
+    return n if -_INT64 <= n < _INT64 else None
 
 
 def _float(v: Any) -> float | None:
+    """A finite float or None: an infinite or NaN cost or latency would poison every sum over it."""
     if v is None or isinstance(v, bool):
         return None
     try:
-        return float(v)
-    except (TypeError, ValueError):
+        f = float(v)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return f if math.isfinite(f) else None
 
 
 def _bool(v: Any) -> bool | None:
