@@ -63,6 +63,32 @@ def test_put_changes_routing_and_is_kept(duckdb_store, tmp_path, upstream):
     assert third.deployments["d"].stable.ref == canary and third.deployments["d"].canary is None
 
 
+def test_delete_stops_serving_and_survives_a_restart(duckdb_store, tmp_path, upstream):
+    stable = make_release(duckdb_store, tmp_path, "bot", "1", upstream)
+    _, admin = create_key(duckdb_store, "ops", "admin")
+    _, app_key = create_key(duckdb_store, "app", "gateway")
+    auth = {"authorization": f"Bearer {admin}"}
+    settings = {"deployments": {"d": {"stable": stable}, "keep": {"stable": stable}}}
+    with serving(duckdb_store, settings) as (url, gw):
+        before = httpx.get(url + "/api/deployments/d", headers=auth).json()["version"]
+        assert httpx.delete(url + "/api/deployments/d", headers={"authorization": f"Bearer {app_key}"}).status_code == 403
+        r = httpx.delete(url + "/api/deployments/d", headers=auth)
+        assert r.status_code == 200 and r.json()["deleted"] is True and r.json()["version"] > before
+        assert "d" not in gw.deployments and gw.version == r.json()["version"]
+        gone = httpx.post(url + "/v1/chat/completions", json={"model": "d", **CHAT},
+                          headers={"authorization": f"Bearer {app_key}"})
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "model_not_found"
+        assert [m["id"] for m in httpx.get(url + "/v1/models", headers=auth).json()["data"]] == ["keep"]
+        assert [d["name"] for d in httpx.get(url + "/api/deployments", headers=auth).json()["data"]] == ["keep"]
+        assert httpx.delete(url + "/api/deployments/d", headers=auth).status_code == 404  # already gone
+        assert httpx.get(url + "/api/deployments/d", headers=auth).status_code == 404
+    # the same sluice.yaml does not bring it back; a changed entry or a PUT does
+    assert set(make_gateway(GatewaySettings.model_validate(settings), duckdb_store).deployments) == {"keep"}
+    with serving(duckdb_store, settings) as (url, gw):
+        assert httpx.put(url + "/api/deployments/d", headers=auth, json={"stable": stable}).status_code == 200
+        assert set(gw.deployments) == {"d", "keep"}
+
+
 def _replica(store_url: str, config: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "sluice.gateway", "--store", store_url, "--config", str(config)],

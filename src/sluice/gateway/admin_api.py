@@ -1,10 +1,11 @@
-"""``GET /api/deployments``, ``GET|PUT /api/deployments/{name}`` (admin keys): the deployments the
+"""``GET /api/deployments``, ``GET|PUT|DELETE /api/deployments/{name}`` (admin keys): the deployments the
 gateway routes by, as stored — the way an operator (or the rollout controller) changes a canary's
 weight, its shadow or its releases on every replica at once.
 
 ``PUT`` takes the same fields as a ``gateway.deployments.<name>`` entry of ``sluice.yaml`` and
 replaces the deployment whole. Its releases must resolve (400 naming the field otherwise). The
 replica that took the write reloads at once; the others on their next poll of the version.
+``DELETE`` stops serving the deployment (404 ``model_not_found`` for its requests) on every replica.
 """
 
 from __future__ import annotations
@@ -77,3 +78,18 @@ async def put_deployment(gw: Any, scope, receive, send) -> None:
     _, stored = await asyncio.to_thread(deployment_store.load, gw.store)
     _, _, updated = stored[name]
     await protocol.send_json(send, 200, orjson.dumps(_view(name, dep, version, updated, resolved)), [])
+
+
+async def delete_deployment(gw: Any, scope, receive, send) -> None:
+    name = scope["path_params"]["name"]
+
+    def remove() -> int | None:
+        version = deployment_store.delete(gw.store, name)
+        if version is not None:
+            gw.reload()
+        return version
+
+    version = await asyncio.to_thread(remove)
+    if version is None:
+        raise GatewayFailure(404, f"no deployment named '{name[:200]}'", "invalid_request_error", "not_found")
+    await protocol.send_json(send, 200, orjson.dumps({"name": name, "deleted": True, "version": version}), [])

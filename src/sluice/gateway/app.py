@@ -189,6 +189,8 @@ class Gateway:
                                    methods=["GET"]))
         router.routes.append(Route("/api/deployments/{name}", _Endpoint(self._admin(admin_api.put_deployment)),
                                    methods=["PUT"]))
+        router.routes.append(Route("/api/deployments/{name}", _Endpoint(self._admin(admin_api.delete_deployment)),
+                                   methods=["DELETE"]))
         return router
 
     def _admin(self, handler):

@@ -6,6 +6,11 @@ version (set through ``PUT /api/deployments/{name}``) wins. Every write takes a 
 sequence, so ``version()`` — ``max(version)`` over a handful of rows — tells a replica cheaply
 whether anything changed; replicas poll it off the request path and reload.
 
+``DELETE /api/deployments/{name}`` leaves a tombstone (config ``null``) with a new version rather
+than removing the row: a vanished row could lower ``max(version)`` and other replicas would never
+see the change. A deleted deployment stays deleted across restarts until its ``sluice.yaml`` entry
+changes (the same rule as for an API change) or a ``PUT`` creates it again.
+
 The table is created here (``CREATE … IF NOT EXISTS``), the same SQL on DuckDB and PostgreSQL.
 """
 
@@ -75,13 +80,28 @@ def put(store: Any, name: str, dep: Deployment) -> int:
     return version
 
 
+TOMBSTONE = "null"
+
+
+def delete(store: Any, name: str) -> int | None:
+    """Mark a deployment deleted; its new version, or None when there was no such deployment."""
+    row = store.db.query_one("SELECT config FROM gateway_deployments WHERE name = ?", [name])
+    if row is None or row[0] == TOMBSTONE:
+        return None
+    version = _next_version(store)
+    store.db.execute("UPDATE gateway_deployments SET config = ?, version = ?, updated_at = ? WHERE name = ?",
+                     [TOMBSTONE, version, time.time(), name])
+    return version
+
+
 def version(store: Any) -> int:
     row = store.db.query_one("SELECT max(version) FROM gateway_deployments")
     return int(row[0]) if row and row[0] is not None else 0
 
 
 def load(store: Any) -> tuple[int, dict[str, tuple[Deployment, int, float]]]:
-    """(version, name -> (deployment, its version, updated_at))."""
+    """(version, name -> (deployment, its version, updated_at)); deleted deployments are left out."""
     rows = store.db.query("SELECT name, config, version, updated_at FROM gateway_deployments ORDER BY name")
-    out = {name: (Deployment.model_validate(orjson.loads(cfg)), int(v), float(t)) for name, cfg, v, t in rows}
-    return max((v for _, v, _ in out.values()), default=0), out
+    out = {name: (Deployment.model_validate(orjson.loads(cfg)), int(v), float(t))
+           for name, cfg, v, t in rows if cfg != TOMBSTONE}
+    return max((int(v) for _, _, v, _ in rows), default=0), out
