@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import info, make_records, make_rows
+from gate_builders import info, make_records, make_rows
 
 from sluice.errors import DataError
 from sluice.gate.compare import compare, sampling_differences

@@ -4,7 +4,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from conftest import info, make_records, make_rows
+from gate_builders import info, make_records, make_rows
 from rich.console import Console
 
 from sluice.gate import parse_policy, run_gate
