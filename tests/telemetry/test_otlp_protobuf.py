@@ -7,31 +7,11 @@ import base64
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from otlp_values import set_value
 from sluice.telemetry import otlp
 from sluice.telemetry.otlp_protobuf import pb_value
 
 LONG = "é" * 100 + "x" * 20_000  # a two-byte length prefix would not do: three bytes
-
-
-def _set(value_msg, v) -> None:
-    if isinstance(v, bool):
-        value_msg.bool_value = v
-    elif isinstance(v, int):
-        value_msg.int_value = v
-    elif isinstance(v, float):
-        value_msg.double_value = v
-    elif isinstance(v, bytes):
-        value_msg.bytes_value = v
-    elif isinstance(v, list):
-        for x in v:
-            _set(value_msg.array_value.values.add(), x)
-    elif isinstance(v, dict):
-        for k, x in v.items():
-            kv = value_msg.kvlist_value.values.add()
-            kv.key = k
-            _set(kv.value, x)
-    elif v is not None:
-        value_msg.string_value = v
 
 
 VALUES = {
@@ -53,7 +33,7 @@ def request() -> bytes:
     for key, value in VALUES.items():
         kv = sp.attributes.add()
         kv.key = key
-        _set(kv.value, value)
+        set_value(kv.value, value)
     dup = sp.attributes.add()
     dup.key, dup.value.string_value = "short", "last wins"
     ev = sp.events.add()

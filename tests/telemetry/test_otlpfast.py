@@ -18,6 +18,7 @@ import struct
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from otlp_values import set_value
 from sluice.server import decode_pool
 from sluice.telemetry import fastpath, normalize, otlp
 from sluice.telemetry.config import Price, TelemetrySettings
@@ -74,30 +75,6 @@ def rand_value(r: random.Random, depth: int = 0):
     if pick < 0.95 and depth < 3:
         return [(r.choice(["a", "b", "c", "é", ""]), rand_value(r, depth + 1)) for _ in range(r.randint(0, 4))]
     return None
-
-
-def set_value(msg, v) -> None:
-    """Fill an AnyValue; a list of pairs is a kvlist (duplicates kept), None leaves it empty."""
-    if isinstance(v, bool):
-        msg.bool_value = v
-    elif isinstance(v, int):
-        msg.int_value = v
-    elif isinstance(v, float):
-        msg.double_value = v
-    elif isinstance(v, bytes):
-        msg.bytes_value = v
-    elif isinstance(v, str):
-        msg.string_value = v
-    elif isinstance(v, list) and v and all(isinstance(x, tuple) for x in v):
-        for k, x in v:
-            kv = msg.kvlist_value.values.add()
-            kv.key = k
-            set_value(kv.value, x)
-    elif isinstance(v, list):
-        arr = msg.array_value
-        arr.SetInParent()
-        for x in v:
-            set_value(arr.values.add(), x)
 
 
 def add_attrs(container, r: random.Random, count: int, keys: list[str]) -> None:
