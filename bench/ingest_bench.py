@@ -38,6 +38,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from sluice.store import open_store
 from sluice.telemetry import schema  # noqa: F401 - registers the tables
 from sluice.telemetry.metrics import MetricsQuery, compute_metrics
+from sluice.telemetry.writer import DUCKDB_MEMORY_LIMIT_BYTES
 
 
 def export_body(seed: int, spans: int) -> bytes:
@@ -230,6 +231,8 @@ def query(args) -> None:
         store = open_store(args.store or f"duckdb:///{tmp}/q.duckdb")
         if store.db.dialect.name == "postgres":
             store.db.execute("TRUNCATE spans, feedback, span_evals")
+        else:  # the memory cap `sluice serve` runs under (its span writer sets it database-wide)
+            store.db.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT_BYTES // 2**20}MiB'")
         t = time.perf_counter()
         fill(store, n)
         load_s = time.perf_counter() - t
