@@ -151,3 +151,23 @@ def test_a_duckdb_store_is_not_polled(duckdb_store, tmp_path, upstream):
     ref = make_release(duckdb_store, tmp_path, "bot", "1", upstream)
     with serving(duckdb_store, {"deployments": {"d": {"stable": ref}}, "reload_interval_s": 0.25}) as (_, gw):
         assert gw.store is duckdb_store and gw._poller is None
+
+
+def test_a_store_whose_gateway_made_the_table_itself_migrates_cleanly(tmp_path):
+    """Before migration 0200 the gateway created gateway_deployments at start-up; keep such rows."""
+    from sluice.gateway import deployment_store
+    from sluice.gateway.config import Deployment
+    from sluice.store import open_store
+
+    url = f"duckdb:///{tmp_path}/old.duckdb"
+    store = open_store(url)
+    deployment_store.put(store, "d", Deployment.model_validate({"stable": "bot@1"}))
+    store.db.execute("DELETE FROM sluice_migrations WHERE name = '0200_gateway_deployments'")
+    store.close()
+    again = open_store(url)
+    try:
+        assert "0200_gateway_deployments" in again.applied_migrations()
+        _, stored = deployment_store.load(again)
+        assert stored["d"][0].stable == "bot@1"
+    finally:
+        again.close()

@@ -512,7 +512,6 @@ def make_gateway(settings: GatewaySettings, store: Any, span_writer: Any | None 
     resolver = Resolver(store)
     for name, dep in settings.deployments.items():  # a bad config entry fails here, before it is seeded
         resolver.deployment(name, dep)
-    deployment_store.ensure_table(store)
     deployment_store.seed(store, settings.deployments)
     version, stored = deployment_store.load(store)
     deployments = {name: resolver.deployment(name, dep, v) for name, (dep, v, _) in stored.items()}

@@ -11,7 +11,7 @@ than removing the row: a vanished row could lower ``max(version)`` and other rep
 see the change. A deleted deployment stays deleted across restarts until its ``sluice.yaml`` entry
 changes (the same rule as for an API change) or a ``PUT`` creates it again.
 
-The table is created here (``CREATE … IF NOT EXISTS``), the same SQL on DuckDB and PostgreSQL.
+The table is a store migration (``sluice.gateway.schema``).
 """
 
 from __future__ import annotations
@@ -22,30 +22,6 @@ from typing import Any
 import orjson
 
 from sluice.gateway.config import Deployment
-
-_DDL = (
-    "CREATE SEQUENCE IF NOT EXISTS gateway_deployment_version",
-    """CREATE TABLE IF NOT EXISTS gateway_deployments (
-        name TEXT PRIMARY KEY,
-        config TEXT NOT NULL,
-        seed TEXT,
-        version BIGINT NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL
-    )""",
-)
-
-
-def ensure_table(store: Any) -> None:
-    for attempt in range(3):  # two replicas starting at once may race on PostgreSQL's catalog
-        try:
-            for sql in _DDL:
-                store.db.execute(sql)
-            return
-        except Exception:  # noqa: BLE001 - retried; the last failure is raised
-            if attempt == 2:
-                raise
-            time.sleep(0.2)
-
 
 def _json(dep: Deployment) -> str:
     return orjson.dumps(dep.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()

@@ -38,7 +38,7 @@ class SqlStore:
         )
         applied = {r[0] for r in db.query("SELECT name FROM sluice_migrations")}
         done = []
-        for m in MIGRATIONS:
+        for m in sorted(MIGRATIONS, key=lambda m: m.name):  # numbered names, whatever the import order
             if m.name in applied:
                 continue
             with db.transaction():
