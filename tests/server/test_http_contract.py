@@ -53,7 +53,7 @@ def test_gzip_json_and_chunked_upload(server):
     assert store.db.query_one("SELECT count(*) FROM spans")[0] == 1
 
 
-def test_out_of_range_numbers_leave_their_typed_columns_empty(server):
+def test_out_of_range_numbers_stay_as_attributes_and_leave_typed_columns_empty(server):
     """One bad number must not fail the batch (a 503 the exporter would retry forever)."""
     url, store = server
     body = orjson.loads(orjson.dumps(SPAN))
@@ -64,7 +64,11 @@ def test_out_of_range_numbers_leave_their_typed_columns_empty(server):
     ]
     r = httpx.post(url + "/v1/traces", content=orjson.dumps(body), headers={"content-type": "application/json"})
     assert r.status_code == 200, r.text
-    assert store.db.query_one("SELECT input_tokens, output_tokens, cost FROM spans") == (None, None, None)
+    row = store.db.query_one("SELECT input_tokens, output_tokens, cost, attributes FROM spans")
+    assert row[:3] == (None, None, None)
+    kept = orjson.loads(row[3])
+    assert kept["llm.token_count.prompt"] == "1" * 30 and kept["llm.token_count.completion"] == 1e300
+    assert kept["llm.cost.total"] == "inf"
 
 
 @pytest.mark.parametrize("body, reason", [

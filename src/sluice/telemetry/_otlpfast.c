@@ -767,6 +767,11 @@ static int fast_span(Ctx *c, const Span *s) {
     out = vals[12] = col_int(sv[S_OUTPUT]);
     total = vals[13] = col_int(sv[S_TOTAL]);
     if (!in || !out || !total) goto fail;
+    /* a value that fits no typed column: the reference path keeps it in the JSON column */
+    if ((in == Py_None && sv[S_INPUT]) || (out == Py_None && sv[S_OUTPUT]) || (total == Py_None && sv[S_TOTAL])) {
+        rc = 1;
+        goto fail;
+    }
     if (total == Py_None && (in != Py_None || out != Py_None)) {
         Py_DECREF(total);
         PyObject *a = in == Py_None ? PyLong_FromLong(0) : (Py_INCREF(in), in);
@@ -802,6 +807,7 @@ static int fast_span(Ctx *c, const Span *s) {
 
     cost = vals[14] = col_float(sv[S_COST]);
     if (!cost) goto fail;
+    if (cost == Py_None && sv[S_COST]) { rc = 1; goto fail; }
     if (cost == Py_None && c->has_prices && sv[S_MODEL]) {
         int m = PyObject_IsTrue(sv[S_MODEL]);
         int ti = in == Py_None ? 0 : PyObject_IsTrue(in), to = out == Py_None ? 0 : PyObject_IsTrue(out);
@@ -851,10 +857,12 @@ static int fast_span(Ctx *c, const Span *s) {
         goto fail;
     PyObject *ttft = col_float(sv[S_TTFT]);
     if (!ttft) goto fail;
+    if (ttft == Py_None && sv[S_TTFT]) { Py_DECREF(ttft); rc = 1; goto fail; }
     if (ttft == Py_None) {
         Py_DECREF(ttft);
         PyObject *st = col_float(sv[S_SERVER_TTFT]);
         if (!st) goto fail;
+        if (st == Py_None && sv[S_SERVER_TTFT]) { Py_DECREF(st); rc = 1; goto fail; }
         if (st == Py_None) ttft = st;
         else { ttft = PyFloat_FromDouble(PyFloat_AS_DOUBLE(st) * 1000.0); Py_DECREF(st); if (!ttft) goto fail; }
     }

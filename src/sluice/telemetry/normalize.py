@@ -92,6 +92,7 @@ class Normalizer:
         meta: list = []  # lazily parsed ``metadata`` JSON, shared by the lookups of this span
         slots: list = [None] * len(_ALIASES)
         ranks = [99] * len(_ALIASES)
+        keys: list = [None] * len(_ALIASES)
         rest = {}
         slot_of = _SLOT_OF.get
         for k, v in a.items():
@@ -101,14 +102,17 @@ class Normalizer:
             elif hit[1] < ranks[hit[0]] and v not in _EMPTY:
                 slots[hit[0]] = v
                 ranks[hit[0]] = hit[1]
+                keys[hit[0]] = k
+        untyped: list[int] = []  # slots whose value fits no typed column: kept in the JSON column
         kind, model = slots[_KIND], slots[_MODEL]
-        input_tokens, output_tokens = _int(slots[_INPUT]), _int(slots[_OUTPUT])
-        total_tokens = _int(slots[_TOTAL])
+        input_tokens = _typed(_int, slots, _INPUT, untyped)
+        output_tokens = _typed(_int, slots, _OUTPUT, untyped)
+        total_tokens = _typed(_int, slots, _TOTAL, untyped)
         if total_tokens is None and (input_tokens is not None or output_tokens is not None):
             total_tokens = (input_tokens or 0) + (output_tokens or 0)
         kind = str(kind).upper() if kind else OPERATION_KINDS.get(
             str(a.get("gen_ai.operation.name")), "LLM" if model or total_tokens is not None else "UNKNOWN")
-        cost = _float(slots[_COST])
+        cost = _typed(_float, slots, _COST, untyped)
         if cost is None:
             cost = _cost_parts(rest)
         if cost is None and model and (input_tokens or output_tokens):
@@ -120,10 +124,12 @@ class Normalizer:
         if error_type and status != "OK":
             status = "ERROR"
         route = _resolve(self._route, a, res, meta) or ""
-        ttft = _float(slots[_TTFT])
+        ttft = _typed(_float, slots, _TTFT, untyped)
         if ttft is None:
-            server_ttft = _float(slots[_SERVER_TTFT])
+            server_ttft = _typed(_float, slots, _SERVER_TTFT, untyped)
             ttft = server_ttft * 1000.0 if server_ttft is not None else _first_token_ms(sp)
+        for slot in untyped:
+            rest[keys[slot]] = slots[slot]
         return (
             sp.trace_id, sp.span_id, sp.parent_id, _str(sp.name), _str(kind), sp.start_ns,
             max(sp.end_ns - sp.start_ns, 0) / 1e6, status, _str(error_type), _str(model),
@@ -247,6 +253,15 @@ def _passed(explicit: Any, label: Any) -> bool | None:
 
 
 _INT64 = 2**63
+
+
+def _typed(convert, slots: list, slot: int, untyped: list[int]) -> Any:
+    """``convert(slots[slot])``; a value it cannot take is noted in ``untyped`` so it is not lost."""
+    v = slots[slot]
+    typed = convert(v)
+    if typed is None and v is not None:
+        untyped.append(slot)
+    return typed
 
 
 def _int(v: Any) -> int | None:
