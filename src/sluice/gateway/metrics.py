@@ -94,18 +94,19 @@ class GatewayMetrics:
             out.append(f"# TYPE {name} {kind}")
             out.extend(samples)
 
-        family("sluice_gateway_requests_total", "counter", "Gateway requests by deployment, route and HTTP status.",
-               (f"sluice_gateway_requests_total{_labels(('deployment', 'route', 'status'), k)} {v}"
-                for k, v in sorted(self.requests.items())))
-        family("sluice_gateway_upstream_errors_total", "counter", "Failed upstream attempts by kind.",
-               (f"sluice_gateway_upstream_errors_total{_labels(('deployment', 'kind'), k)} {v}"
-                for k, v in sorted(self.upstream_errors.items())))
-        family("sluice_gateway_fallbacks_total", "counter", "Requests answered by a fallback model.",
-               (f"sluice_gateway_fallbacks_total{_labels(('deployment',), (k,))} {v}"
-                for k, v in sorted(self.fallbacks.items())))
-        family("sluice_gateway_cache_lookups_total", "counter", "Semantic cache lookups by result (hit, miss).",
-               (f"sluice_gateway_cache_lookups_total{_labels(('deployment', 'result'), k)} {v}"
-                for k, v in sorted(self.cache.items())))
+        counters = (
+            ("sluice_gateway_requests_total", "Gateway requests by deployment, route and HTTP status.",
+             ("deployment", "route", "status"), self.requests),
+            ("sluice_gateway_upstream_errors_total", "Failed upstream attempts by kind.",
+             ("deployment", "kind"), self.upstream_errors),
+            ("sluice_gateway_fallbacks_total", "Requests answered by a fallback model.",
+             ("deployment",), {(k,): v for k, v in self.fallbacks.items()}),
+            ("sluice_gateway_cache_lookups_total", "Semantic cache lookups by result (hit, miss).",
+             ("deployment", "result"), self.cache),
+        )
+        for name, help_, label_names, counts in counters:
+            family(name, "counter", help_,
+                   (f"{name}{_labels(label_names, k)} {v}" for k, v in sorted(counts.items())))
         for name, (kind, help_, value) in gauges.items():
             family(name, kind, help_, [f"{name} {_number(value)}"])
         for name, help_, hists in (

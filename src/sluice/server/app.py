@@ -91,7 +91,7 @@ def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, 500)
+        return JSONResponse(_internal_error_body(exc), 500)
 
     return app
 
@@ -122,8 +122,13 @@ class SluiceApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+def _internal_error_body(exc: Exception) -> dict[str, str]:
+    """What a client learns of an unexpected error: its type, never the message or a traceback."""
+    return {"error": f"internal error ({type(exc).__name__})"}
+
+
 async def _internal_error(send, exc: Exception) -> None:
-    body = orjson.dumps({"error": f"internal error ({type(exc).__name__})"})
+    body = orjson.dumps(_internal_error_body(exc))
     try:
         await send({"type": "http.response.start", "status": 500,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
