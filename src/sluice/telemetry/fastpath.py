@@ -79,9 +79,7 @@ def _resolved_text(v: Any) -> str | None:
 def _row_fallback(normalizer: n.Normalizer, sp: RawSpan, now: float) -> tuple[tuple, list[tuple]]:
     """``Normalizer.rows`` for one span (spans with events, evaluations, partial costs, '@' keys)."""
     row = normalizer.row(sp, now)
-    if row[4] == "EVALUATOR" or "evaluations.0.evaluation.name" in sp.attributes:
-        return row, n._evaluations(sp, row[4], now)
-    return row, []
+    return row, n._evaluations(sp, row[4], now)
 
 
 def _price_cost(normalizer: n.Normalizer, model: Any, input_tokens: Any, output_tokens: Any) -> float | None:
