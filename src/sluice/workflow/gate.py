@@ -23,6 +23,7 @@ from sluice.evals.base import Evaluator
 from sluice.gate import GatePolicy, GateResult, RunInfo, default_policy, load_policy, run_gate
 from sluice.gate.compare import EvaluatorSpec
 from sluice.gate.report import write_reports
+from sluice.gate.reports_store import put_gate_report
 from sluice.release.bundle import ReleaseBundle
 from sluice.release.registry import resolve_bundle
 from sluice.runner import run_release
@@ -105,6 +106,7 @@ def run(store: SqlStore, settings: Settings, opts: GateOptions, console: Console
                         exit_code=result.exit_code, summary=result.summary(), candidate_run=cinfo.run_id,
                         baseline_run=binfo.run_id)
     store.put_gate(record)
+    put_gate_report(store, gate_id, result)
     return GateOutcome(result=result, record=record, reports=reports)
 
 
