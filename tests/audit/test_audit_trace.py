@@ -219,3 +219,24 @@ def test_cli_human_and_json(tmp_path, upstream, capsys):
     assert json.loads(capsys.readouterr().out)["release"]["digest"] == digest
     assert main(["--store", url, "audit", "f" * 32]) == 3
     assert "no spans stored" in capsys.readouterr().out
+
+
+def test_rollout_entries_and_forced_gate(duckdb_store, tmp_path, upstream):
+    """Rollout decisions recorded through ``append_audit`` appear around the answer; a forced
+    rollout of the release marks its gate as forced, with the reason."""
+    store = duckdb_store
+    ref, digest = write_release(store, tmp_path, "1", upstream)
+    record_gate(store, digest, "sha256:" + "e" * 64, "fail", "cli:erin")
+    append_audit(store, "key:ops", "rollout.started", "ro-1", None,
+                 {"candidate": digest, "forced": True, "reason": "hotfix for outage 42"}, deployment="support")
+    with serving(store, {"deployments": {"support": {"stable": ref}}}) as (base, _):
+        tid = httpx.post(base + "/v1/chat/completions", json={"model": "support", "messages": [
+            {"role": "user", "content": "hello"}]}).headers["x-sluice-trace-id"]
+    append_audit(store, "rollout-controller", "rollout.promoted", "ro-1", None, {"step": 3}, deployment="support")
+    report = audit_trace(store, tid)
+    assert [(e["action"], e["actor"]) for e in report["rollout"]] == [("rollout.started", "key:ops"),
+                                                                     ("rollout.promoted", "rollout-controller")]
+    g = report["gate"]
+    assert (g["verdict"], g["approved"], g["forced"], g["forced_reason"]) == ("fail", False, True,
+                                                                              "hotfix for outage 42")
+    assert any("no gate passed" in n for n in report["notes"])

@@ -75,7 +75,9 @@ def render_trace_audit(report: dict[str, Any], console: Console) -> None:
     if report["rollout"]:
         console.print("[bold underline]rollout (24 h either side)[/]")
         for e in report["rollout"]:
-            console.print(f"  #{e['seq']} {e['at']} {escape(e['action'])} by {escape(e['actor'])}")
+            detail = e["detail"] if isinstance(e["detail"], str) else ""
+            console.print(f"  {e['at']} {escape(e['action'])} by {escape(e['actor'])}"
+                          + (f": {escape(detail)}" if detail else ""))
     if report["feedback"] or report["evaluations"]:
         console.print("[bold underline]outcome[/]")
         for f in report["feedback"]:

@@ -55,7 +55,7 @@ def audit_trace(store: Any, trace_id: str) -> dict[str, Any]:
         report["gate"] = _gate(store, record.digest, at, notes)
     if answer["deployment"]:
         report["deployment_change"] = _deployment_change(store, answer["deployment"], at)
-        report["rollout"] = _rollout(store, answer["deployment"], at)
+        report["rollout"] = _rollout(store, answer["deployment"], at, notes)
     else:
         notes.append("the span names no deployment")
     return report
@@ -129,8 +129,21 @@ def _gate(store: Any, digest: str, at: float, notes: list[str]) -> dict[str, Any
             "forced": forced is not None, "forced_reason": forced}
 
 
+def _has_table(store: Any, name: str) -> bool:
+    return bool(store.db.query_one("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])[0])
+
+
 def _forced(store: Any, digest: str) -> str | None:
-    """A rollout that overrode the gate for this release records ``forced`` in its audit entry."""
+    """A rollout that overrode the gate for this release: its ``forced_reason`` in the rollouts
+    table (when the rollout controller's tables exist), or ``forced`` in a rollout audit entry."""
+    try:
+        if _has_table(store, "rollouts"):
+            row = store.db.query_one("SELECT forced_reason FROM rollouts WHERE candidate_digest = ? AND "
+                                     "forced_reason IS NOT NULL ORDER BY created_at DESC LIMIT 1", [digest])
+            if row:
+                return str(row[0])
+    except Exception:  # noqa: BLE001 - another version's rollout table: fall back to the audit log
+        pass
     for e in list_audit(store, action_prefix="rollout.", limit=10_000):
         after = e.after if isinstance(e.after, dict) else {}
         if after.get("forced") and digest in (after.get("candidate"), after.get("candidate_digest"),
@@ -148,11 +161,24 @@ def _deployment_change(store: Any, deployment: str, at: float) -> dict[str, Any]
     return {"seq": e.seq, "at": _iso(e.created_at), "actor": e.actor, "action": e.action, "config": e.after}
 
 
-def _rollout(store: Any, deployment: str, at: float) -> list[dict[str, Any]]:
-    entries = list_audit(store, deployment=deployment, since=at - AROUND_S, until=at + AROUND_S,
-                         action_prefix="rollout.", limit=200)
-    return [{"seq": e.seq, "at": _iso(e.created_at), "actor": e.actor, "action": e.action, "subject": e.subject,
-             "after": e.after} for e in entries]
+def _rollout(store: Any, deployment: str, at: float, notes: list[str]) -> list[dict[str, Any]]:
+    """Rollout decisions within a day of the answer: the controller's event log when its tables
+    exist, and rollout entries of the audit log."""
+    out = [{"source": "audit", "at": _iso(e.created_at), "actor": e.actor, "action": e.action,
+            "subject": e.subject, "detail": e.after}
+           for e in list_audit(store, deployment=deployment, since=at - AROUND_S, until=at + AROUND_S,
+                               action_prefix="rollout.", limit=200)]
+    try:
+        if _has_table(store, "rollout_events") and _has_table(store, "rollouts"):
+            rows = store.db.query(
+                "SELECT e.ts, e.actor, e.kind, e.rollout_id, e.message FROM rollout_events e "
+                "JOIN rollouts r ON r.id = e.rollout_id WHERE r.deployment = ? AND e.ts >= ? AND e.ts < ? "
+                "ORDER BY e.ts, e.seq LIMIT 200", [deployment, at - AROUND_S, at + AROUND_S])
+            out += [{"source": "rollout", "at": _iso(float(ts)), "actor": actor, "action": f"rollout.{kind}",
+                     "subject": rid, "detail": message} for ts, actor, kind, rid, message in rows]
+    except Exception as e:  # noqa: BLE001 - a rollout schema this version does not know: say so
+        notes.append(f"rollout records could not be read ({type(e).__name__})")
+    return sorted(out, key=lambda d: d["at"])
 
 
 def _iso(ts: float) -> str:
