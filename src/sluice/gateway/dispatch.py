@@ -35,8 +35,10 @@ async def chat(gw: Any, scope, receive, send) -> None:
                         started=started, deployment="")
     trace_header = [(b"x-sluice-trace-id", trace_id.encode())]
     capture = gw.settings.capture_content_chars
+    authorized = False  # a request refused at the door writes no span (anonymous clients write no rows)
     try:
         key = gw._authorize(scope, headers)
+        authorized = True
         raw = await protocol.read_body(receive, headers, gw.settings.max_body_bytes)
         rec.input_text = text(raw, capture)
         body = protocol.parse_request(raw)
@@ -74,7 +76,8 @@ async def chat(gw: Any, scope, receive, send) -> None:
         rec.status, rec.error_type, rec.http_status = "error", "client_disconnected", 499
     finally:
         gw.metrics.observe(rec, time.perf_counter() - started)
-        gw.spans.submit(rec, protocol.app_state(scope, "writer"))
+        if authorized:
+            gw.spans.submit(rec, protocol.app_state(scope, "writer"))
 
 
 def route(dep: ResolvedDeployment, ident, pin: str | None, key: Any, rec: RequestRecord) -> list[Candidate]:

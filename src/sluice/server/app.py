@@ -41,15 +41,18 @@ def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
                             queue_max_spans=settings.queue_max_spans)
 
     decode_pool = DecodePool(settings, settings.ingest_workers)
+    keyring = KeyRing(store)  # a snapshot of the key table, refreshed in its own thread
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if own_writer:
             writer.start()
         decode_pool.start()
+        keyring.start()
         try:
             yield
         finally:
+            await asyncio.to_thread(keyring.stop)
             await asyncio.to_thread(decode_pool.close)
             if own_writer:
                 await asyncio.to_thread(writer.close)
@@ -60,7 +63,7 @@ def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
     app.state.telemetry = settings
     app.state.writer = writer
     app.state.decode_pool = decode_pool
-    app.state.keyring = KeyRing(store)
+    app.state.keyring = keyring
     app.include_router(ingest.router)
     app.include_router(api.router)
     for r in routers:
