@@ -68,7 +68,7 @@ async def chat(gw: Any, scope, receive, send) -> None:
         else:
             await complete_once(gw, send, body, chain, deadline, rec, routed, lookup)
     except GatewayFailure as f:
-        rec.status, rec.error_type, rec.error_message, rec.http_status = "error", f.kind, f.message, f.status
+        rec.status, rec.error_type, rec.error_message, rec.http_status = "error", f.kind, f.detail, f.status
         extra = trace_header + ([(b"x-sluice-release", rec.release.encode()), (b"x-sluice-route", rec.route.encode())]
                                 if rec.release else [])
         await protocol.send_error(send, f, extra)
