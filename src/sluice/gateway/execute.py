@@ -21,6 +21,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 from sluice.errors import ConfigError
+from sluice.gateway.answer_shape import chunk_problem, wrong_shape
 from sluice.gateway.breaker import Breakers
 from sluice.gateway.config import GatewaySettings
 from sluice.gateway.releases import BadRequest, ModelTarget, PreparedRelease
@@ -203,6 +204,9 @@ def parse_event(stream: UpstreamStream, data: bytes) -> dict[str, Any]:
         text = err.get("message") if isinstance(err, dict) else str(err)
         raise ProviderError(f"{stream.where} sent an error event: {redact(str(text))[:300]}", kind=HTTP_5XX,
                             retryable=True)
+    problem = chunk_problem(chunk)
+    if problem is not None:
+        raise wrong_shape(stream.where, problem)
     return chunk
 
 

@@ -20,6 +20,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 import orjson
 
+from sluice.gateway.answer_shape import completion_problem, wrong_shape
 from sluice.gateway.local import local_complete, local_stream
 from sluice.gateway.releases import ModelTarget
 from sluice.providers.base import (CONNECTION, HTTP_5XX, TIMEOUT, ProviderError, classify_status, malformed)
@@ -109,9 +110,9 @@ async def complete(session: aiohttp.ClientSession, target: ModelTarget, body: by
     if data.get("error") and not data.get("choices"):
         raise ProviderError(f"{p.where} returned an error: {redact(str(data['error']))[:300]}", kind=HTTP_5XX,
                             retryable=True)
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise malformed(p.where, raw.decode("utf-8", "replace"))
+    problem = completion_problem(data)
+    if problem is not None:
+        raise wrong_shape(p.where, problem)
     return Completion(raw, data)
 
 
