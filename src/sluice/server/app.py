@@ -23,7 +23,7 @@ from sluice import __version__
 from sluice.auth.keys import KeyRing
 from sluice.server import api, ingest
 from sluice.server.decode_pool import DecodePool
-from sluice.telemetry import schema
+from sluice.telemetry import schema  # noqa: F401 - registers the span tables
 from sluice.telemetry.config import TelemetrySettings
 from sluice.telemetry.normalize import Normalizer
 from sluice.telemetry.writer import SpanWriter
@@ -34,7 +34,6 @@ log = logging.getLogger("sluice.server")
 def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
                routers: Iterable[APIRouter] = (), writer: SpanWriter | None = None) -> FastAPI:
     settings = telemetry or TelemetrySettings()
-    schema.ensure_indexes(store)
     own_writer = writer is None
     if writer is None:
         writer = SpanWriter(store, Normalizer(settings), batch_max_spans=settings.batch_max_spans,

@@ -15,15 +15,16 @@ from dataclasses import dataclass
 class Migration:
     name: str
     sql: str
+    dialects: tuple[str, ...] | None = None  # only these backends run it (the others just record it)
 
 
 MIGRATIONS: list[Migration] = []
 
 
-def migration(name: str, sql: str) -> Migration:
+def migration(name: str, sql: str, dialects: tuple[str, ...] | None = None) -> Migration:
     if any(m.name == name for m in MIGRATIONS):
         raise ValueError(f"duplicate migration name {name}")
-    m = Migration(name, sql)
+    m = Migration(name, sql, dialects)
     MIGRATIONS.append(m)
     return m
 
