@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from sluice.auth.keys import ADMIN, INGEST, ApiKey, KeyRing
+from sluice.auth.keys import ADMIN, INGEST, SCOPES, ApiKey, KeyRing
 
 INGEST_SCOPES = frozenset({INGEST, ADMIN})
 ADMIN_SCOPES = frozenset({ADMIN})
+ANY_SCOPE = frozenset(SCOPES)
 
 
 class AuthFailed(Exception):
