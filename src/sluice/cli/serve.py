@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from sluice.cli import context
-from sluice.errors import ConfigError
 from sluice.telemetry.config import TelemetrySettings, load_telemetry_settings
 
 
@@ -24,15 +23,14 @@ def serve(
     from sluice.auth.keys import KeyRing
     from sluice.gateway.app import make_gateway
     from sluice.server.app import create_app
-    from sluice.server.runner import LOOPBACK, serve_forever
+    from sluice.server.runner import serve_forever
+    from sluice.server.security import refuse_open_bind
 
     settings = context.settings()
     host = host or settings.server.host
     port = port or settings.server.port
     store = context.store()
-    if host not in LOOPBACK and not insecure and not KeyRing(store).enforced():
-        raise ConfigError(f"refusing to bind {host} with no API key: anyone could write spans and read metrics. "
-                          "Create keys with 'sluice keys create NAME --scope ingest|admin' or pass --insecure")
+    refuse_open_bind(host, KeyRing(store), insecure)
     gateway = make_gateway(settings.gateway, store)  # resolves every deployment's releases up front
     from sluice.audit.api import router as audit_api
     from sluice.monitor.api import router as monitor_api
