@@ -86,11 +86,11 @@ def test_auto_margin_is_sized_to_the_judged_rows():
     m.both_pass = 231  # the baseline passes 231 + 24 = 255 of 300 rows (0.85)
     check = next(c for c in assess(parse_policy(""), measurements([m], n=300)).checks if c.metric == "pass_rate_delta")
     p = 256 / 302
-    assert check.auto_margin and check.threshold == pytest.approx(-(1.959964 + 2.326348) * (2 * p * (1 - p) / 300) ** 0.5)
-    assert check.threshold == pytest.approx(-0.1257, abs=1e-4)
+    assert check.auto_margin and check.threshold == pytest.approx(-(1.959964 + 3.090232) * (2 * p * (1 - p) / 300) ** 0.5)
+    assert check.threshold == pytest.approx(-0.1481, abs=1e-4)
     assert check.status == "pass" and "auto margin for 300 paired rows" in check.message
     assert auto_margin(3000, 3000, 0.95) == 0.02  # every row passing leaves nothing to resolve: the floor
-    assert auto_margin(2040, 2400, 0.95) == pytest.approx(0.0443, abs=1e-4)
+    assert auto_margin(2040, 2400, 0.95) == pytest.approx(0.0521, abs=1e-4)
 
 
 def test_min_pass_rate_judged_on_the_bound():
