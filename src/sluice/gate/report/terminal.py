@@ -16,9 +16,11 @@ COLOUR = {"pass": "green", "fail": "red", "inconclusive": "yellow", "skipped": "
 
 
 def banner(result: GateResult) -> Panel:
+    """The verdict; on exit 5 also the cause (a target that failed), which outranks every table below."""
     colour = COLOUR[result.verdict]
     title = Text(f"{result.verdict.upper()}  (exit {result.exit_code})", style=f"bold {colour}")
-    return Panel(Group(title, Text(side_line(result), style="dim")), border_style=colour, title="sluice gate")
+    causes = [Text(c.message, style="bold magenta") for c in result.checks if c.status == "error"]
+    return Panel(Group(title, *causes, Text(side_line(result), style="dim")), border_style=colour, title="sluice gate")
 
 
 def eval_table(result: GateResult) -> Table:
