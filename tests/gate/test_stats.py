@@ -1,4 +1,5 @@
 import math
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -147,3 +148,24 @@ def test_quantiles_and_ratio_interval():
     (cand_ci, ratio_ci) = stats.quantile_intervals(cand, base, (0.95,), 500, [0])[0.95]
     assert ratio_ci == (pytest.approx(2.0), pytest.approx(2.0))  # pairs scale together in every resample
     assert cand_ci[0] < 1900.1 < cand_ci[1]
+
+
+def test_bca_uses_the_textbook_bias_correction_and_acceleration():
+    """Efron & Tibshirani (1993), eq. 14.10, on a bootstrap distribution built so that its
+    q-quantile is q: the interval's ends are then the adjusted levels themselves."""
+    boot = np.linspace(0.0, 1.0, 200_001)
+    sample = np.array([0.0, 0.0, 0.1, 0.1, 0.2, 0.3, 0.9])  # right-skewed: acceleration > 0
+    theta = sample.mean()  # 0.2286: 22.86% of boot lies below it, so z0 = inv_cdf(0.2286) < 0
+    nd = NormalDist()
+    z0 = nd.inv_cdf(float(np.mean(boot < theta)))
+    jack = (sample.sum() - sample) / (sample.size - 1)
+    d = jack.mean() - jack
+    a = (d**3).sum() / (6 * ((d**2).sum()) ** 1.5)
+    assert z0 < -0.5 and a > 0.05
+
+    def level(z_alpha):
+        return nd.cdf(z0 + (z0 + z_alpha) / (1 - a * (z0 + z_alpha)))
+
+    lo, hi = stats.bca_interval(boot, sample, 0.95)
+    assert lo == pytest.approx(level(-1.959964), abs=1e-4)
+    assert hi == pytest.approx(level(1.959964), abs=1e-4)
