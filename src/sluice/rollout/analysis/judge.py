@@ -33,8 +33,8 @@ def _estimate(arm: dict, kind: str) -> float | None:
     return (arm["events"] if kind == "rate" else arm["total"]) / arm["n"]
 
 
-def _bounds(cell: dict, level: float) -> tuple[float, float] | None:
-    if cell["mode"] == "ratio":
+def _bounds(cell: dict, mode: str, level: float) -> tuple[float, float] | None:
+    if mode == "ratio":
         if cell["canary"]["events"] + cell["stable"]["events"] == 0:
             return None
         return eprocess.confidence_set(cell["loglik"], cell["grid"], level)
@@ -58,13 +58,15 @@ def judge_cell(rule: MetricRule, cell: dict, pass_alpha: float, min_samples: int
     c, s = cell["canary"], cell["stable"]
     level = cell["alpha"]
     lf, lp = cell["max_log_fail"], cell["max_log_pass"]
-    kind = "rate ratio" if cell["mode"] == "ratio" else "canary − stable"
-    bounds = _bounds(cell, level)
+    failing = lf >= math.log(1.0 / level)
+    mode = cell["fail_mode"] if failing else cell["pass_mode"]
+    kind = "rate ratio" if mode == "ratio" else "canary − stable"
+    bounds = _bounds(cell, mode, level)
     if c["n"] < need or s["n"] < need:
         outcome, evidence = "insufficient", math.exp(min(lf, 700.0))
         text = f"insufficient: {c['n']} canary / {s['n']} stable samples, needs {need} per arm"
         bound = bounds[1] if bounds else None
-    elif lf >= math.log(1.0 / level):
+    elif failing:
         outcome, evidence = "fail", math.exp(min(lf, 700.0))
         bound = bounds[0] if bounds else None
         text = (f"harm: e-value {_e(lf)} ≥ 1/α = {_fmt(1 / level)} against canary ≤ {_margin_words(rule, True)}"
