@@ -20,6 +20,7 @@ def _register_migrations() -> None:
     """Import the modules that add tables, so one migration run creates the whole schema."""
     import sluice.gateway.schema  # noqa: F401  (gateway deployments)
     import sluice.telemetry.schema  # noqa: F401  (spans, feedback, span evals, API keys)
+    import sluice.rollout.store  # noqa: F401  (rollouts, their event log, webhook outbox, controller lease)
 
 
 def open_store(url: str = DEFAULT_URL, *, migrate: bool = True) -> SqlStore:
