@@ -344,13 +344,13 @@ class Gateway:
             for route, release in dep.releases():
                 if _pin_matches(pin, release):
                     rec.pinned = True
-                    rec.route, rec.release, rec.release_ref = route, release.digest, release.ref
+                    rec.route, rec.arm, rec.release, rec.release_ref = route, route, release.digest, release.ref
                     return chain_of(release, route)
             raise GatewayFailure(400, f"{PIN_HEADER}: '{pin[:100]}' is none of deployment {dep.name}'s releases",
                                  "invalid_request_error", "unknown_release")
         arm = choose_arm(dep.name, dep.config, ident)
         release = dep.canary if arm == CANARY else dep.stable
-        rec.route, rec.release, rec.release_ref = arm, release.digest, release.ref
+        rec.route, rec.arm, rec.release, rec.release_ref = arm, arm, release.digest, release.ref
         return dep.canary_chain if arm == CANARY else dep.stable_chain
 
     async def _cache_lookup(self, deployment: str, headers: dict[str, str], body: dict[str, Any],
@@ -424,7 +424,7 @@ class Gateway:
     async def _shadow(self, job: MirrorJob) -> None:
         rec = RequestRecord(trace_id=job.trace_id, span_id=new_span_id(), parent_id=job.parent_span_id,
                             start_ns=now_ns(), started=time.perf_counter(), deployment=job.deployment,
-                            route=SHADOW, release=job.release.digest, release_ref=job.release.ref,
+                            route=SHADOW, arm=SHADOW, release=job.release.digest, release_ref=job.release.ref,
                             cohort=job.cohort, user=job.user, session=job.session)
         trail = Trail()
         release: PreparedRelease = job.release
