@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import asynccontextmanager
 from typing import Any, Callable
 
@@ -27,6 +28,7 @@ from sluice.notify import webhook
 from sluice.rollout import actions
 from sluice.rollout import store as rs
 from sluice.rollout.controller import Controller, initial_state
+from sluice.rollout.online_eval import OnlineEvaluation
 from sluice.rollout.plan import parse_plan, plan_from_json
 from sluice.rollout.settings import RolloutSettings
 from sluice.server.security import ADMIN_SCOPES, AuthFailed, authorize
@@ -44,7 +46,8 @@ class RolloutService:
         self.settings = settings or RolloutSettings()
         self.reload = reload
         self.controller = Controller(store, self.settings, reload=reload, notify=self.notify)
-        self.online_eval = online_eval
+        self.online_eval = online_eval if online_eval is not None else OnlineEvaluation(
+            store, self.settings.online_eval_queue, self.settings.online_eval_workers)
         self._delivery: asyncio.Task | None = None
 
     def notify(self, payload: dict[str, Any], url: str | None = None) -> None:
@@ -53,31 +56,40 @@ class RolloutService:
         if url:
             webhook.enqueue(self.store, url, payload, self.settings.webhook.secret_env)
 
-    def deliver(self) -> int:
-        """Send due webhooks, by the lease holder only (one sender for every replica)."""
+    def side_work(self) -> int:
+        """Send due webhooks and queue sampled traces for online evaluation — by the lease holder only
+        (one sender and one sampler for every replica). Returns the webhooks delivered."""
         holder = rs.lease_holder(self.store, "rollouts")
         if holder is None or holder[0] != self.controller.holder:
             return 0
+        if self.online_eval is not None:
+            self.online_eval.poll(time.time_ns(), int(self.settings.settle_s * 1e9))
         w = self.settings.webhook
         return webhook.deliver_due(self.store, timeout_s=w.timeout_s, max_attempts=w.max_attempts,
                                    backoff_base_s=w.backoff_base_s, backoff_cap_s=w.backoff_cap_s)
 
-    async def _deliver_loop(self) -> None:
+    async def _side_loop(self) -> None:
         while True:
             await asyncio.sleep(min(self.settings.interval_s, 1.0))
             try:
-                await asyncio.to_thread(self.deliver)
+                await asyncio.to_thread(self.side_work)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - delivery retries on the next round
-                log.warning("webhook delivery failed", exc_info=True)
+            except Exception:  # noqa: BLE001 - retried on the next round
+                log.warning("webhook delivery or online evaluation sampling failed", exc_info=True)
+
+    def stats(self) -> dict[str, int]:
+        oe = self.online_eval
+        return {"looks": self.controller.looks, "look_errors": self.controller.errors,
+                "online_eval_enqueued": oe.enqueued if oe else 0, "online_eval_dropped": oe.dropped if oe else 0,
+                "online_eval_evaluated": oe.evaluated if oe else 0}
 
     @asynccontextmanager
     async def lifespan(self, app: Any = None):
         if self.settings.enabled:
             self.controller.start()
-            self._delivery = asyncio.create_task(self._deliver_loop(), name="sluice-webhooks")
-        if self.online_eval is not None:
+            self._delivery = asyncio.create_task(self._side_loop(), name="sluice-rollout-side-work")
+        if self.online_eval is not None and self.settings.enabled:
             self.online_eval.start()
         try:
             yield
