@@ -9,7 +9,7 @@ from typing import Any
 from sluice.gateway.spans import RequestRecord
 from sluice.telemetry.normalize import Normalizer
 from sluice.telemetry.otlp import RawSpan
-from sluice.telemetry.schema import SPAN_COLUMNS
+from sluice.telemetry.writer import SpanBatch, _sink_for
 
 _ids = itertools.count(1)
 
@@ -48,8 +48,25 @@ def app_span(*, deployment: str, release: str, start_s: float, attributes: dict[
 
 
 def put(store: Any, spans: list[RawSpan]) -> None:
+    """Committed when this returns, through the span writer's own sink (columnar on DuckDB)."""
     rows, evals = Normalizer().rows(spans)
-    store.db.insert_rows(f"spans ({', '.join(SPAN_COLUMNS)})", rows)
+    batch = SpanBatch.from_rows(rows, evals)
+    if store.db.dialect.name == "postgres":
+        sink = _sink_for(store)
+        try:
+            sink.write([batch])
+        finally:
+            sink.close()
+        return
+    # one DuckDB sink per store: a second one would trip over the first's unfinished settings query
+    sink = _duck_sinks.get(id(store))
+    if sink is None or sink[0] is not store:
+        sink = _duck_sinks[id(store)] = (store, _sink_for(store))
+    with store.db.lock:
+        sink[1].write([batch])
+
+
+_duck_sinks: dict[int, tuple[Any, Any]] = {}
 
 
 def put_eval(store: Any, trace: str, evaluator: str, passed: bool, at: float) -> None:

@@ -148,7 +148,7 @@ class Controller:
                     f"{m['field']} {m['seen']!r} where the gated release has {m['gated']!r}" for m in differs))
                 return self._apply(ro, plan, d, now, figures={"parity": differs})
         step_names = {r.metric for r in plan.step_metrics(i)}
-        findings = [f for f in analysis.judge(rules, ro.analysis)
+        findings = [f for f in analysis.judge(rules, ro.analysis, min_samples_by_cohort=plan.cohort_min_samples)
                     if f.metric in step_names and f.cohort not in dropped]
         lo, hi = plan.durations_of(i)
         progress = StepProgress(
@@ -193,6 +193,8 @@ class Controller:
         elif d.action == "narrow":
             dropped = sorted(set(ro.state.get("dropped", [])) | set(d.cohorts_to_drop))
             ro.state["dropped"] = dropped
+            analysis, _ = analysis_api()
+            ro.analysis = analysis.drop_cohorts(ro.analysis, d.cohorts_to_drop)
             actions.set_traffic(self.store, ro.deployment, actions.traffic_for(
                 plan, ro.step_index, ro.candidate_ref, dropped), self.reload)
             rs.save(self.store, ro)

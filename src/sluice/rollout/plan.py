@@ -83,12 +83,20 @@ class Rule(Strict):
     relative: bool = True
     critical: bool = False
     min_samples: int = Field(default=200, ge=1)
+    harm_margin: float = Field(default=0.0, ge=0, description="fail only when worse than stable by more than "
+                               "this (units of margin); 0: any proven deterioration fails")
 
     @field_validator("metric")
     @classmethod
     def _known(cls, v: str) -> str:
         metric_kind(v)
         return v
+
+    @model_validator(mode="after")
+    def _harm(self) -> "Rule":
+        if self.harm_margin > self.margin:
+            raise ValueError("harm_margin cannot be larger than margin")
+        return self
 
 
 class Analysis(Strict):
@@ -255,7 +263,7 @@ class Plan(Strict):
 
 def to_rule(r: Rule) -> MetricRule:
     return MetricRule(metric=r.metric, kind=metric_kind(r.metric), margin=r.margin, relative=r.relative,
-                      critical=r.critical, min_samples=r.min_samples)
+                      critical=r.critical, min_samples=r.min_samples, harm_margin=r.harm_margin)
 
 
 def default_analysis() -> list[Rule]:
