@@ -16,10 +16,11 @@ from sluice.release.registry import register
 from sluice.store import GateRecord
 
 
-def release(store: Any, root: Path, version: str, params: dict | None = None) -> str:
+def release(store: Any, root: Path, version: str, params: dict | None = None,
+            base_url: str = "http://127.0.0.1:9/v1") -> str:
     folder = root / f"bot-{version}"
     folder.mkdir(parents=True, exist_ok=True)
-    responder = {"provider": "openai", "model": f"m-{version}", "base_url": "http://127.0.0.1:9/v1"}
+    responder = {"provider": "openai", "model": f"m-{version}", "base_url": str(base_url)}
     if params:
         responder["params"] = params
     (folder / "release.yaml").write_text(yaml.safe_dump({"name": "bot", "version": version,
@@ -28,10 +29,11 @@ def release(store: Any, root: Path, version: str, params: dict | None = None) ->
     return rec.digest
 
 
-def project(store: Any, root: Path, *, candidate_params: dict | None = None) -> tuple[str, str]:
-    """bot@1 (stable of deployment ``d``) and bot@2; returns (candidate digest, stable digest)."""
-    stable = release(store, root, "1")
-    cand = release(store, root, "2", candidate_params)
+def project(store: Any, root: Path, *, candidate_params: dict | None = None,
+            base_url: str = "http://127.0.0.1:9/v1") -> tuple[str, str]:
+    """bot@1 (stable of deployment ``d``, model m-1) and bot@2 (model m-2); returns (candidate, stable) digests."""
+    stable = release(store, root, "1", base_url=base_url)
+    cand = release(store, root, "2", candidate_params, base_url=base_url)
     deployment_store.put(store, "d", Deployment(stable="bot@1"))
     return cand, stable
 
