@@ -37,36 +37,36 @@ def test_rollout_over_http_with_the_real_gateway(duckdb_store, tmp_path):
         gateway = make_gateway(GatewaySettings(retries=0), store)
         service = RolloutService(store, RolloutSettings(enabled=False, settle_s=0), reload=gateway.reload)
         app = create_app(store, routers=[gateway.router, make_router(service)])
-        with running(app) as url:
-            refused = httpx.post(url + "/api/rollouts", json={"plan": PLAN})
+        with running(app) as url, httpx.Client(timeout=10) as httpx_:
+            refused = httpx_.post(url + "/api/rollouts", json={"plan": PLAN})
             assert refused.status_code == 412 and "no passing gate" in refused.json()["error"]
-            bad = httpx.post(url + "/api/rollouts", json={"plan": {**PLAN, "steps": [{"weight": {"bp": -1}}]},
+            bad = httpx_.post(url + "/api/rollouts", json={"plan": {**PLAN, "steps": [{"weight": {"bp": -1}}]},
                                                            "force": True, "reason": "x"})
             assert bad.status_code == 400 and "steps[0].weight.bp" in bad.json()["error"]
-            r = httpx.post(url + "/api/rollouts", json={"plan": PLAN, "force": True, "reason": "e2e test"})
+            r = httpx_.post(url + "/api/rollouts", json={"plan": PLAN, "force": True, "reason": "e2e test"})
             assert r.status_code == 201, r.text
             rid = r.json()["id"]
-            assert httpx.post(url + "/api/rollouts", json={"plan": PLAN, "force": True,
+            assert httpx_.post(url + "/api/rollouts", json={"plan": PLAN, "force": True,
                                                             "reason": "again"}).status_code == 409
-            routes = [httpx.post(url + "/v1/chat/completions", timeout=10, json={
+            routes = [httpx_.post(url + "/v1/chat/completions", json={
                 "model": "d", "user": f"u{i}", "messages": [{"role": "user", "content": "hi"}]}).headers["x-sluice-route"]
                 for i in range(200)]
             assert routes.count("fallback") > 50 and routes.count("stable") > 50  # canary users answered by stable
             _wait_for_spans(store, 200)
             [(got, decision)] = service.controller.tick(now=time.time() + 1)
             assert got == rid and decision.action == "rollback", decision.reason
-            view = httpx.get(url + f"/api/rollouts/{rid}").json()
+            view = httpx_.get(url + f"/api/rollouts/{rid}").json()
             assert view["status"] == "rolled_back" and view["forced_reason"] == "e2e test"
             f = next(f for f in view["last_decision"]["findings"] if f["cohort"] == "(all)")
             assert f["metric"] == "fallback_rate" and f["canary"] == 1.0 and f["stable"] == 0.0
-            kinds = [e["kind"] for e in httpx.get(url + f"/api/rollouts/{rid}/events").json()["data"]]
+            kinds = [e["kind"] for e in httpx_.get(url + f"/api/rollouts/{rid}/events").json()["data"]]
             assert kinds == ["start", "forced_start", "rollback"]
-            after = [httpx.post(url + "/v1/chat/completions", timeout=10, json={
+            after = [httpx_.post(url + "/v1/chat/completions", json={
                 "model": "d", "user": f"u{i}", "messages": [{"role": "user", "content": "hi"}]}).headers["x-sluice-route"]
                 for i in range(20)]
             assert set(after) == {"stable"}  # the whole canary is off, on this replica at once
-            assert httpx.post(url + f"/api/rollouts/{rid}/abort", json={}).status_code == 409
-            assert httpx.post(url + f"/api/rollouts/{rid}/explode", json={}).status_code == 404
-            listed = httpx.get(url + "/api/rollouts", params={"deployment": "d"}).json()["data"]
+            assert httpx_.post(url + f"/api/rollouts/{rid}/abort", json={}).status_code == 409
+            assert httpx_.post(url + f"/api/rollouts/{rid}/explode", json={}).status_code == 404
+            listed = httpx_.get(url + "/api/rollouts", params={"deployment": "d"}).json()["data"]
             assert [x["id"] for x in listed] == [rid]
-            assert "/api/rollouts" in httpx.get(url + "/openapi.json").json()["paths"]
+            assert "/api/rollouts" in httpx_.get(url + "/openapi.json").json()["paths"]
