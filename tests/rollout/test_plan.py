@@ -80,3 +80,12 @@ def test_inline_json_errors_name_the_field():
     assert "steps[0].weight.bp" in str(e.value)
     with pytest.raises(ConfigError):
         plan_from_json(["not", "an", "object"])
+
+
+def test_init_scaffolds_a_valid_plan(tmp_path):
+    from sluice.demo.project import write_project
+
+    paths = write_project(tmp_path / "p")
+    plan = load_plan(paths["rollout"])
+    assert plan.deployment == "support" and plan.candidate == "support-agent@1.2.0" and plan.allow_narrow
+    assert plan.steps[-1].weight.bp == 10_000 and "enterprise" in plan.cohorts

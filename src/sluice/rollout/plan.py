@@ -267,9 +267,12 @@ def to_rule(r: Rule) -> MetricRule:
 
 
 def default_analysis() -> list[Rule]:
-    """What a plan without ``analysis`` judges: errors (critical), fallbacks, guardrail blocks, p99 latency."""
-    return [Rule(metric="error_rate", margin=0.25, critical=True), Rule(metric="fallback_rate", margin=0.5),
-            Rule(metric="guardrail_block_rate", margin=0.5), Rule(metric="latency_p99", margin=0.5)]
+    """What a plan without ``analysis`` judges, with absolute margins (a relative margin on a rate of
+    zero can never be shown to hold): errors (critical), fallbacks, guardrail blocks, p99 latency."""
+    return [Rule(metric="error_rate", margin=0.02, relative=False, critical=True),
+            Rule(metric="fallback_rate", margin=0.05, relative=False),
+            Rule(metric="guardrail_block_rate", margin=0.02, relative=False),
+            Rule(metric="latency_p99", margin=0.02, relative=False)]
 
 
 def _finish(plan: Plan) -> Plan:
