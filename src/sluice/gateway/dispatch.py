@@ -101,13 +101,13 @@ def route(dep: ResolvedDeployment, ident, pin: str | None, key: Any, rec: Reques
         for arm, release in dep.releases():
             if pin_matches(pin, release):
                 rec.pinned = True
-                rec.route, rec.release, rec.release_ref = arm, release.digest, release.ref
+                rec.route, rec.arm, rec.release, rec.release_ref = arm, arm, release.digest, release.ref
                 return chain_of(release, arm)
         raise GatewayFailure(400, f"{PIN_HEADER}: '{pin[:100]}' is none of deployment {dep.name}'s releases",
                              "invalid_request_error", "unknown_release")
     arm = choose_arm(dep.name, dep.config, ident)
     release = dep.canary if arm == CANARY else dep.stable
-    rec.route, rec.release, rec.release_ref = arm, release.digest, release.ref
+    rec.route, rec.arm, rec.release, rec.release_ref = arm, arm, release.digest, release.ref
     return dep.canary_chain if arm == CANARY else dep.stable_chain
 
 
