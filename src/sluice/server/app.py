@@ -23,6 +23,7 @@ from sluice import __version__
 from sluice.auth.keys import KeyRing
 from sluice.server import api, ingest
 from sluice.server.decode_pool import DecodePool
+from sluice.server.ingest_metrics import IngestCounters
 from sluice.telemetry import schema
 from sluice.telemetry.config import TelemetrySettings
 from sluice.telemetry.normalize import Normalizer
@@ -61,6 +62,7 @@ def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
     app.state.writer = writer
     app.state.decode_pool = decode_pool
     app.state.keyring = KeyRing(store)
+    app.state.ingest_counters = IngestCounters()
     app.include_router(ingest.router)
     app.include_router(api.router)
     for r in routers:
