@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from sluice.cli import context
@@ -24,7 +26,7 @@ def serve(
     from sluice.auth.keys import KeyRing
     from sluice.gateway.app import make_gateway
     from sluice.server.app import create_app
-    from sluice.server.runner import serve_forever
+    from sluice.server.runner import bind, serve_forever
     from sluice.server.security import refuse_open_bind
 
     settings = context.settings()
@@ -43,5 +45,22 @@ def serve(
     rollouts = RolloutService(store, settings.rollout, reload=gateway.reload)
     routers = [gateway.router, catalog, make_router(rollouts), audit_api, monitor_api, dashboard_router()]
     app = create_app(store, telemetry_settings(telemetry), routers=routers)
-    context.console_err().print(f"sluice serving on http://{host}:{port} (store {store.url.split('@')[-1]})")
-    serve_forever(app, host, port)
+    err = context.console_err()
+    for var, where in missing_key_variables(gateway.deployments):
+        err.print(f"[yellow]warning:[/] environment variable {var} is not set: {where} will answer 503 "
+                  "until it is (set it and restart)", highlight=False)
+    sock = bind(host, port)  # a busy port fails here, before anything says "serving"
+    err.print(f"sluice serving on http://{host}:{port} (store {store.url.split('@')[-1]})")
+    serve_forever(app, host, port, sock=sock)
+
+
+def missing_key_variables(deployments: dict) -> list[tuple[str, str]]:
+    """(variable, "deployment D (stable release R, model M)") for each unset ``api_key_env``."""
+    out = []
+    for name, dep in sorted(deployments.items()):
+        for arm, release in dep.releases():
+            for target in release.chain:
+                if target.api_key_env and not os.environ.get(target.api_key_env):
+                    out.append((target.api_key_env, f"deployment {name} ({arm} release {release.ref}, "
+                                                    f"model {target.model})"))
+    return out
