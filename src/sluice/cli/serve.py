@@ -38,6 +38,10 @@ def serve(
     from sluice.monitor.api import router as monitor_api
     from sluice.server.catalog import router as catalog
 
-    app = create_app(store, telemetry_settings(telemetry), routers=[gateway.router, catalog, audit_api, monitor_api])
+    from sluice.monitor.service import MonitorService
+
+    monitors = MonitorService(store, settings.monitoring)  # evaluated on a schedule; one replica at a time
+    app = create_app(store, telemetry_settings(telemetry),
+                     routers=[gateway.router, catalog, audit_api, monitor_api, monitors.router])
     context.console_err().print(f"sluice serving on http://{host}:{port} (store {store.url.split('@')[-1]})")
     serve_forever(app, host, port)

@@ -21,6 +21,7 @@ def _register_migrations() -> None:
     import sluice.gateway.schema  # noqa: F401  (gateway deployments)
     import sluice.telemetry.schema  # noqa: F401  (spans, feedback, span evals, API keys)
     import sluice.audit.schema  # noqa: F401  (audit log)
+    import sluice.monitor.alerts  # noqa: F401  (alerts)
 
 
 def open_store(url: str = DEFAULT_URL, *, migrate: bool = True) -> SqlStore:
