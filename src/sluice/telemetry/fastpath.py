@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from sluice.telemetry import normalize as n
-from sluice.telemetry.otlp import RawSpan
+from sluice.telemetry.otlp_model import RawSpan
 from sluice.telemetry.writer import SpanBatch
 
 try:

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from sluice.telemetry.config import Price, TelemetrySettings
-from sluice.telemetry.otlp import RawSpan
+from sluice.telemetry.otlp_model import RawSpan
 
 KIND_KEYS = ("openinference.span.kind", "fi.span.kind", "gen_ai.span.kind")
 OPERATION_KINDS = {

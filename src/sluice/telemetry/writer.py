@@ -34,7 +34,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from sluice.telemetry.normalize import Normalizer
-from sluice.telemetry.otlp import RawSpan
+from sluice.telemetry.otlp_model import RawSpan
 from sluice.telemetry.schema import SPAN_COLUMNS
 
 log = logging.getLogger("sluice.telemetry.writer")
