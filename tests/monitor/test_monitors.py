@@ -238,3 +238,32 @@ def test_bad_monitoring_config_is_one_line(tmp_path):
                                           "      metric: error_rate\n      window: soon\n      threshold: 0.1\n")
     with pytest.raises(ConfigError, match="sluice.yaml:6.*window"):
         load_settings(tmp_path / "sluice.yaml")
+
+
+def test_stored_monitors_are_evaluated_and_audited(duckdb_store, monkeypatch):
+    """How a promoted rollout adds its watch: ``save_monitor``; sluice.yaml wins on a name clash."""
+    from sluice.audit.log import list_audit
+    from sluice.monitor.stored import save_monitor, stored_monitors
+
+    monkeypatch.setenv(SECRET_ENV, "k")
+    store = duckdb_store
+    spec = {"name": "after-promote", "deployment": "support", "metric": "error_rate", "threshold": 0.1,
+            "min_requests": 10, "notify": ["ops", "pager"]}
+    save_monitor(store, spec, source="rollout:ro-1", actor="rollout-controller")
+    save_monitor(store, spec, source="rollout:ro-1", actor="rollout-controller")  # unchanged: not logged again
+    with pytest.raises(ValueError, match="unknown metric"):
+        save_monitor(store, spec | {"metric": "vibes"})
+    [entry] = list_audit(store, action_prefix="monitor.")
+    assert (entry.action, entry.actor, entry.after["source"]) == ("monitor.created", "rollout-controller",
+                                                                   "rollout:ro-1")
+    write_requests(store, NOW - 60, 20, errors=20)
+    with receiver() as rx:
+        cfg = settings(rx.url, name="from-config", cohort=None, notify=["ops"])
+        events = {e["monitor"]: e for e in MonitorService(store, cfg).tick(NOW)}
+        assert sorted(events) == ["after-promote", "from-config"]  # both see every request failing
+        event = events["after-promote"]
+        assert event["event"] == "firing" and event["delivered_to"] == ["ops"]
+        assert event["errors"] == ["pager: no such webhook in sluice.yaml"]
+    assert [m.name for m in stored_monitors(store)] == ["after-promote"]
+    shadowed = settings("http://127.0.0.1:9", name="after-promote", cohort=None, notify=[], threshold=2.0)
+    assert [m.threshold for m in MonitorService(store, shadowed).monitors()] == [2.0]

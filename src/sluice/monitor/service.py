@@ -4,7 +4,8 @@ One replica evaluates: on PostgreSQL the one holding a session advisory lock (ta
 store's connection, so it passes to another replica when that process or connection ends); on
 DuckDB the one process that holds the file. Each tick runs in a worker thread — the store reads,
 the judgement and the bounded webhook retries never block the event loop. ``tick(now)`` is also
-what tests call, with an explicit clock.
+what tests call, with an explicit clock. Monitors come from ``sluice.yaml`` and from the store
+(``stored.save_monitor``, how a promoted rollout adds its watch).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sluice.monitor.alerts import Alert
 from sluice.monitor.config import Monitor, MonitoringSettings
 from sluice.monitor.judge import Judgement, judge, next_action
 from sluice.monitor.measure import ALL, Measurement, measure
+from sluice.monitor.stored import stored_monitors
 from sluice.monitor.webhook import payload_for, send
 
 log = logging.getLogger("sluice.monitor")
@@ -50,16 +52,22 @@ class MonitorService:
     def tick(self, now: float | None = None) -> list[dict[str, Any]]:
         """Evaluate every monitor once; the notifications sent (or attempted), in order."""
         now = time.time() if now is None else now
-        if not self.settings.monitors or not self.is_leader():
+        if not self.is_leader():
             return []
         self.ticks += 1
         events: list[dict[str, Any]] = []
-        for monitor in self.settings.monitors:
+        for monitor in self.monitors():
             try:
                 events += self._evaluate(monitor, now)
             except Exception:  # noqa: BLE001 - one broken monitor must not silence the others
                 log.exception("monitor %s could not be evaluated", monitor.name)
         return events
+
+    def monitors(self) -> list[Monitor]:
+        """``sluice.yaml``'s monitors, then stored ones (added by a rollout) of other names."""
+        mine = list(self.settings.monitors)
+        names = {m.name for m in mine}
+        return mine + [m for m in stored_monitors(self.store) if m.name not in names]
 
     def _evaluate(self, m: Monitor, now: float) -> list[dict[str, Any]]:
         until_ns, since_ns = int(now * 1e9), int((now - m.window_s) * 1e9)
@@ -116,7 +124,10 @@ class MonitorService:
                 "opened_at": alert.opened_at, "resolved_at": alert.resolved_at, "at": now}
         delivered, errors = [], []
         for name in m.notify:
-            hook = self.settings.webhooks[name]
+            hook = self.settings.webhooks.get(name)
+            if hook is None:  # a stored monitor naming a webhook sluice.yaml does not define
+                errors.append(f"{name}: no such webhook in sluice.yaml")
+                continue
             ok, _, error = send(hook, payload_for(hook, body), post=self._post, sleep=self._sleep)
             (delivered if ok else errors).append(name if ok else f"{name}: {error}")
         if delivered or not m.notify:
@@ -137,7 +148,7 @@ class MonitorService:
             await asyncio.sleep(self.settings.interval_s)
 
     async def start(self) -> None:
-        if self.settings.monitors and self._task is None:
+        if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="sluice-monitors")
 
     async def stop(self) -> None:
