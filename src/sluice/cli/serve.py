@@ -35,15 +35,18 @@ def serve(
     store = context.store()
     refuse_open_bind(host, KeyRing(store), insecure)
     gateway = make_gateway(settings.gateway, store)  # resolves every deployment's releases up front
+    gateway.require_gate = settings.rollout.require_gate
     from sluice.audit.api import router as audit_api
     from sluice.monitor.api import router as monitor_api
-    gateway.require_gate = settings.rollout.require_gate
+    from sluice.monitor.service import MonitorService
     from sluice.rollout.api import RolloutService, make_router
     from sluice.server.catalog import router as catalog
     from sluice.web import dashboard_router
 
     rollouts = RolloutService(store, settings.rollout, reload=gateway.reload)
-    routers = [gateway.router, catalog, make_router(rollouts), audit_api, monitor_api, dashboard_router()]
+    monitors = MonitorService(store, settings.monitoring)  # evaluated on a schedule; one replica at a time
+    routers = [gateway.router, catalog, make_router(rollouts), audit_api, monitor_api, monitors.router,
+               dashboard_router()]
     app = create_app(store, telemetry_settings(telemetry), routers=routers)
     err = context.console_err()
     for var, where in missing_key_variables(gateway.deployments):
