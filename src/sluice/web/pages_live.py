@@ -9,13 +9,16 @@ from fastapi import APIRouter, Request
 from sluice.errors import ConfigError, NotFoundError, SluiceError
 from sluice.gateway import deployment_store
 from sluice.telemetry.timespec import parse_instant_ns
-from sluice.telemetry.traces import get_trace
+from sluice.telemetry.feedback import feedback_for
+from sluice.telemetry.schema import SPAN_COLUMNS
+from sluice.telemetry.traces import get_trace, span_dict
 from sluice.web import health
 from sluice.web.redact import redact
-from sluice.web.views import Page, register
+from sluice.web.views import Page, register, trace_dims
 
 ROUTE_ORDER = ("stable", "canary", "shadow", "fallback", "cache")
 TRACE_LIMIT = 100
+HOUR_NS = 3600 * 1_000_000_000
 FILTERS = ("deployment", "release", "route", "cohort", "status")
 
 
@@ -49,6 +52,7 @@ def _config_view(store: Any, dep: Any) -> dict[str, str | None]:
 
 
 def deployments(request: Request, store: Any):
+    trace_dims(request)
     win = health.window("1h")
     _, stored = deployment_store.load(store)
     table = health.arm_table(store, win, ("deployment", "route"))
@@ -67,6 +71,7 @@ def deployment(request: Request, store: Any):
     q = request.query_params
     win = health.window(q.get("window"))
     cohort = q.get("cohort") or None
+    trace_dims(request)
     _, stored = deployment_store.load(store)
     config = stored[name][0] if name in stored else None
     by_route = health.arm_table(store, win, ("route",), deployment=name, cohort=cohort)
@@ -135,7 +140,7 @@ def trace(request: Request, store: Any):
     if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
         raise Page(404, "No such trace", f"'{trace_id[:80]}' is not a trace id (32 hexadecimal characters)",
                    "/ui/traces")
-    found = get_trace(store, trace_id)
+    found = get_trace_near(store, trace_id, request.query_params.get("t"))
     if not found["spans"] and not found["feedback"]:
         raise Page(404, "No such trace", f"no trace '{trace_id}' is stored (it may not have arrived yet, or it "
                    "was sampled out)", "/ui/traces")
@@ -146,6 +151,26 @@ def trace(request: Request, store: Any):
     feedback = [dict(f, value=redact(f["value"])) for f in found["feedback"]]
     return "trace.html", {"title": f"Trace {trace_id[:12]}", "trace_id": trace_id, "tree": span_tree(spans),
                           "evals": evals, "feedback": feedback, "span_count": len(spans)}
+
+
+def get_trace_near(store: Any, trace_id: str, hint: str | None) -> dict[str, Any]:
+    """``get_trace``, first looking within an hour of ``hint`` (a span's ``start_ns``, which the
+    search results pass along): the time cut lets DuckDB skip the other row groups, where a bare
+    trace id reads the whole ``trace_id`` column. Falls back to the full lookup when that finds
+    nothing, so a wrong hint costs time, never data."""
+    if not (hint and hint.isdigit()):
+        return get_trace(store, trace_id)
+    t = int(hint)
+    rows = store.db.query(f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans WHERE trace_id = ? AND start_ns >= ? "
+                          "AND start_ns < ? ORDER BY start_ns, span_id", [trace_id, t - HOUR_NS, t + HOUR_NS])
+    if not rows:
+        return get_trace(store, trace_id)
+    evals = store.db.query("SELECT span_id, evaluator, passed, score, label, source FROM span_evals "
+                           "WHERE trace_id = ? ORDER BY created_at, evaluator", [trace_id])
+    return {"trace_id": trace_id, "spans": [span_dict(r) for r in rows],
+            "evaluations": [dict(zip(("span_id", "evaluator", "passed", "score", "label", "source"), e))
+                            for e in evals],
+            "feedback": feedback_for(store, trace_id)}
 
 
 def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
