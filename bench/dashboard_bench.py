@@ -4,11 +4,13 @@
     .venv/bin/python bench/dashboard_bench.py --spans 1000000 --repeat 3
 
 The store is generated once with SQL generators (not the ingest path) and cached under
-``~/.cache/sluice-bench/`` (``--cache DIR``): 5M traces over the last 7 days, each a gateway
+``~/.cache/sluice-bench/`` (``--cache DIR``): 5M traces over 7 days, each a gateway
 request span and its LLM child (10M spans), on 4 deployments × 4 cohorts, routes stable (85 %),
 canary (10 %), shadow (3 %), fallback (2 %); 1.5 % errors; an online evaluation result on 5 % of
 traces, feedback on 1 %. Spans are written in time order, as ingest writes them. Before each run the
-spans are moved in time so that the newest is "now" (the pages look back from the present).
+pages are asked for the time of the newest span (``until=``, which the pages offer for looking
+back at any moment; the queries are the same as for "now"). Moving 10M spans in time with an
+UPDATE instead would leave DuckDB's zone maps on ``start_ns`` useless and every query a full scan.
 
 The server is the one ``sluice serve`` runs (``create_app`` with the dashboard router, DuckDB's
 memory capped at 1 GiB by the span writer), in this process, on loopback. Each page is fetched
@@ -85,7 +87,7 @@ def fill(store, spans: int, now_ns: int) -> None:
 
 
 def prepare(cache: Path, spans: int) -> Path:
-    """The cached store, generated when missing, its newest span moved to now."""
+    """The cached store, generated when missing."""
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / f"dashboard-{spans}.duckdb"
     fresh = not path.exists()
@@ -96,13 +98,6 @@ def prepare(cache: Path, spans: int) -> Path:
             print(f"generating {spans:,} spans into {path} (once; cached)", flush=True)
             fill(store, spans, time.time_ns())
             print(f"  generated in {time.perf_counter() - t:.0f} s", flush=True)
-        newest = store.db.query_one("SELECT max(start_ns) FROM spans")[0]
-        shift = time.time_ns() - newest
-        if abs(shift) > 60 * NS:  # an UPDATE in place keeps the time order (and so the zone maps)
-            t = time.perf_counter()
-            store.db.execute("UPDATE spans SET start_ns = start_ns + ?", [shift])
-            store.db.execute("CHECKPOINT")
-            print(f"  moved the spans {shift / NS / 3600:.1f} h forward in {time.perf_counter() - t:.0f} s", flush=True)
         count = store.db.query_one("SELECT count(*) FROM spans")[0]
         if count != spans:
             raise SystemExit(f"{path} holds {count:,} spans, not {spans:,}: delete it to regenerate")
@@ -112,15 +107,18 @@ def prepare(cache: Path, spans: int) -> Path:
 
 
 def pages(store) -> list[str]:
+    newest = store.db.query_one("SELECT max(start_ns) FROM spans")[0]
+    u = f"until={newest // NS + 1}"
     trace, start = store.db.query_one(
         "SELECT trace_id, start_ns FROM spans WHERE is_request AND deployment = 'dep-1' "
         "AND start_ns >= (SELECT max(start_ns) FROM spans) - ? ORDER BY start_ns DESC LIMIT 1", [3600 * NS])
     old_trace = store.db.query_one("SELECT trace_id FROM spans WHERE is_request AND start_ns < "
                                    "(SELECT min(start_ns) FROM spans) + ? LIMIT 1", [3600 * NS])[0]
-    return ["/ui/deployments", "/ui/deployments/dep-1", "/ui/deployments/dep-1?window=6h",
-            "/ui/deployments/dep-1?window=24h", "/ui/deployments/dep-1?window=7d",
-            "/ui/deployments/dep-1?window=7d&cohort=pro", "/ui/traces",
-            "/ui/traces?deployment=dep-2&cohort=enterprise&status=error&route=canary&since=7d",
+    week = f"since={newest // NS - 7 * 86_400}&until={newest // NS + 1}"
+    return [f"/ui/deployments?{u}", f"/ui/deployments/dep-1?{u}", f"/ui/deployments/dep-1?window=6h&{u}",
+            f"/ui/deployments/dep-1?window=24h&{u}", f"/ui/deployments/dep-1?window=7d&{u}",
+            f"/ui/deployments/dep-1?window=7d&cohort=pro&{u}", f"/ui/traces?since={newest // NS - 86_400}",
+            f"/ui/traces?deployment=dep-2&cohort=enterprise&status=error&route=canary&{week}",
             f"/ui/traces/{trace}?t={start}", f"/ui/traces/{old_trace}", "/ui/gates", "/ui/releases",
             "/ui/datasets"]
 

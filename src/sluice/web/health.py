@@ -134,12 +134,5 @@ def _aggregate(store: Any, win: Window, dims: list[str], deployment: str | None,
     return out
 
 
-def cohorts_seen(store: Any, win: Window, deployment: str) -> list[str]:
-    rows = store.db.query("SELECT DISTINCT cohort FROM spans WHERE is_request AND deployment = ? "
-                          "AND start_ns >= ? AND start_ns < ? ORDER BY 1 LIMIT 200",
-                          [deployment, win.since_ns, win.until_ns])
-    return [r[0] for r in rows]
-
-
 def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -51,9 +52,20 @@ def _config_view(store: Any, dep: Any) -> dict[str, str | None]:
     return {route: _digest(store, ref) for route, ref in refs.items()}
 
 
+def _until(request: Request) -> int | None:
+    """``?until=``: look back from that time instead of now (ISO-8601, Unix seconds, or a duration ago)."""
+    text = request.query_params.get("until")
+    if not text:
+        return None
+    try:
+        return parse_instant_ns(text, "until")
+    except ConfigError as e:
+        raise Page(400, "Bad time", str(e), request.url.path) from None
+
+
 def deployments(request: Request, store: Any):
     trace_dims(request)
-    win = health.window("1h")
+    win = health.window("1h", _until(request))
     _, stored = deployment_store.load(store)
     table = health.arm_table(store, win, ("deployment", "route"))
     names = sorted(set(stored) | {d for d, _ in table})
@@ -69,7 +81,7 @@ def deployments(request: Request, store: Any):
 def deployment(request: Request, store: Any):
     name = request.path_params["name"]
     q = request.query_params
-    win = health.window(q.get("window"))
+    win = health.window(q.get("window"), _until(request))
     cohort = q.get("cohort") or None
     trace_dims(request)
     _, stored = deployment_store.load(store)
@@ -78,11 +90,11 @@ def deployment(request: Request, store: Any):
     if config is None and not by_route and not store.db.query_one(
             "SELECT 1 FROM spans WHERE deployment = ? LIMIT 1", [name]):
         raise NotFoundError(f"no deployment '{name}': it is not configured and no span names it")
-    by_cohort = health.arm_table(store, win, ("route", "cohort"), deployment=name, cohort=cohort)
+    by_cohort = health.arm_table(store, win, ("route", "cohort"), deployment=name)  # every cohort, always
     series = health.arm_series(store, win, name, cohort)
     return "deployment.html", {
-        "title": f"Deployment {name}", "name": name, "config": config, "win": win, "cohort": cohort,
-        "windows": list(health.WINDOWS), "cohorts": health.cohorts_seen(store, win, name),
+        "title": f"Deployment {name}", "name": name, "until": q.get("until") or "", "config": config, "win": win, "cohort": cohort,
+        "windows": list(health.WINDOWS), "cohorts": sorted({c for _, c in by_cohort}),
         "by_route": sorted(((r, g) for (r,), g in by_route.items()), key=lambda x: _route_key(x[0])),
         "by_cohort": sorted(by_cohort.items(), key=lambda x: (_route_key(x[0][0]), x[0][1])),
         "charts": _charts(series, win),
@@ -154,17 +166,34 @@ def trace(request: Request, store: Any):
 
 
 def get_trace_near(store: Any, trace_id: str, hint: str | None) -> dict[str, Any]:
-    """``get_trace``, first looking within an hour of ``hint`` (a span's ``start_ns``, which the
-    search results pass along): the time cut lets DuckDB skip the other row groups, where a bare
-    trace id reads the whole ``trace_id`` column. Falls back to the full lookup when that finds
-    nothing, so a wrong hint costs time, never data."""
-    if not (hint and hint.isdigit()):
-        return get_trace(store, trace_id)
-    t = int(hint)
-    rows = store.db.query(f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans WHERE trace_id = ? AND start_ns >= ? "
-                          "AND start_ns < ? ORDER BY start_ns, span_id", [trace_id, t - HOUR_NS, t + HOUR_NS])
+    """``get_trace`` without reading the whole ``trace_id`` column when it can be helped.
+
+    The span table has no index on ``trace_id`` (it would cost ingest); a time cut lets DuckDB
+    skip the row groups outside it. So look first within an hour of ``hint`` (a span's
+    ``start_ns``, which the search results pass along), else in the last hour, then the last day,
+    and only then everywhere: a recent trace is found quickly, an old one costs one full read."""
+    now = time.time_ns()
+    if hint and hint.isdigit():
+        ranges = [(int(hint) - HOUR_NS, int(hint) + HOUR_NS)]
+    else:
+        ranges = [(now - HOUR_NS, None), (now - 24 * HOUR_NS, now - HOUR_NS)]
+    cols = ", ".join(SPAN_COLUMNS)
+    rows: list[tuple] = []
+    for low, high in ranges:
+        sql = f"SELECT {cols} FROM spans WHERE trace_id = ? AND start_ns >= ?"
+        params: list[Any] = [trace_id, low]
+        if high is not None:
+            sql += " AND start_ns < ?"
+            params.append(high)
+        rows = store.db.query(sql + " ORDER BY start_ns, span_id", params)
+        if rows:
+            break
     if not rows:
         return get_trace(store, trace_id)
+    # the trace's other spans may lie just outside the range that found the first ones
+    first = min(r[SPAN_COLUMNS.index("start_ns")] for r in rows)
+    rows = store.db.query(f"SELECT {cols} FROM spans WHERE trace_id = ? AND start_ns >= ? AND start_ns < ? "
+                          "ORDER BY start_ns, span_id", [trace_id, first - 24 * HOUR_NS, first + 24 * HOUR_NS])
     evals = store.db.query("SELECT span_id, evaluator, passed, score, label, source FROM span_evals "
                            "WHERE trace_id = ? ORDER BY created_at, evaluator", [trace_id])
     return {"trace_id": trace_id, "spans": [span_dict(r) for r in rows],
