@@ -22,6 +22,7 @@ def _register_migrations() -> None:
     import sluice.gateway.schema  # noqa: F401  (gateway deployments)
     import sluice.web.trace_dims  # noqa: F401  (the dashboard's trace dimensions)
     import sluice.telemetry.schema  # noqa: F401  (spans, feedback, span evals, API keys)
+    import sluice.audit.schema  # noqa: F401  (audit log)
 
 
 def open_store(url: str = DEFAULT_URL, *, migrate: bool = True) -> SqlStore:
