@@ -992,6 +992,20 @@ static int do_span(Ctx *c, Span *s, const uint8_t *p, Py_ssize_t n) {
         }
         return 0;
     }
+    /* a time past int64 fits no BIGINT column: rejected with a reason, as the reference does */
+    if (s->start > (uint64_t)INT64_MAX || s->end > (uint64_t)INT64_MAX) {
+        c->rejected++;
+        if (PyList_GET_SIZE(c->reasons) < 3) {
+            PyObject *name = PyUnicode_DecodeUTF8((const char *)s->name.p, s->name.n, "strict");
+            PyObject *cut = name ? PyUnicode_Substring(name, 0, 100) : NULL;
+            PyObject *msg = cut ? PyUnicode_FromFormat("span '%U' has a start or end time outside 0..2^63-1 ns", cut)
+                                : NULL;
+            Py_XDECREF(name); Py_XDECREF(cut);
+            if (!msg || PyList_Append(c->reasons, msg)) { Py_XDECREF(msg); return -2; }
+            Py_DECREF(msg);
+        }
+        return 0;
+    }
     r = load_attrs(c, s->attrs, s->nattrs);
     if (r == 0) {
         r = fast_span(c, s);
