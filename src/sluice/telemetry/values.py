@@ -6,12 +6,15 @@ or totals.
   never commits); such integers are kept as their decimal text and such depths as JSON text
   made by the standard library.
 - ``depth``: how deeply a decoded value nests (decoders refuse bodies nested past ``MAX_DEPTH``).
+- ``bound_id``: user, session and cohort values (3 MB ones were stored whole) cut to 256
+  characters, distinct values staying distinct.
 - ``usage_problem``: token counts and costs that are negative or absurd (cost −1 USD per request,
   1e300) are flagged and left out of the typed columns, so sums over them stay true.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from typing import Any
@@ -22,6 +25,16 @@ INT64 = 1 << 63
 MAX_DEPTH = 64  # attribute and feedback values nested deeper are refused with a 400
 MAX_TOKENS = 100_000_000  # per span; no model takes or writes more in one call
 MAX_COST = 1_000_000.0  # USD per span
+MAX_ID_CHARS = 256  # user, session, cohort, deployment, release, route values
+
+
+def bound_id(value: str | None) -> str | None:
+    """An identifier cut to ``MAX_ID_CHARS``: a prefix plus a digest of the whole, so two long
+    values stay distinct (and a user stays in one canary bucket) while no row holds megabytes."""
+    if value is None or len(value) <= MAX_ID_CHARS:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:23]
+    return value[:MAX_ID_CHARS - 24] + "~" + digest
 
 
 def fits_int64(n: int) -> bool:

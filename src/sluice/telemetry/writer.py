@@ -57,6 +57,7 @@ class SpanBatch:
 
     def __post_init__(self) -> None:
         flag_bad_usage(self)
+        bound_ids(self)
 
     @classmethod
     def from_rows(cls, rows: list[tuple], evals: Iterable[tuple] = ()) -> "SpanBatch":
@@ -90,6 +91,22 @@ def flag_bad_usage(batch: SpanBatch) -> int:
     for c, col in fixed.items():
         batch.columns[c] = col
     return len(bad)
+
+
+_ID_COLS = tuple(SPAN_COLUMNS.index(c) for c in ("cohort", "session_id", "user_id", "deployment", "release", "route"))
+
+
+def bound_ids(batch: SpanBatch) -> int:
+    """Cut identifier columns longer than ``values.MAX_ID_CHARS`` (``values.bound_id``)."""
+    if not batch.count or len(batch.columns) <= max(_ID_COLS):
+        return 0
+    cut = 0
+    for c in _ID_COLS:
+        col = batch.columns[c]
+        if any(v is not None and len(v) > values.MAX_ID_CHARS for v in col):
+            batch.columns[c] = [values.bound_id(v) for v in col]
+            cut += 1
+    return cut
 
 
 class Backpressure(Exception):
