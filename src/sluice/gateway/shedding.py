@@ -4,8 +4,9 @@ Two signals. ``max_in_flight`` bounds requests in progress (slow upstreams). Eve
 catches CPU saturation, which the in-flight count misses: at 2,500 req/s offered to one process
 nothing was in flight for long, yet every request queued behind the loop and p99 reached 8.9 s.
 A monitor task sleeps ``interval`` (10 ms) and measures how late it wakes; a request is shed
-while the last two measurements both exceed ``shed_lag_ms`` — sustained lag, which is what
-overload looks like, and not one late wake-up (a descheduled thread, a collection). A shed
+while the last ``SUSTAINED`` (3) measurements all exceed ``shed_lag_ms`` — lag that lasts, which
+is what overload looks like (the queue keeps growing), and not a late wake-up or two (a
+descheduled thread on a busy machine, a collection). A shed
 request is not parsed and leaves no span (it is counted), so the admitted ones keep their latency
 and the client retries elsewhere or later (``retry-after`` whole seconds, ``retry-after-ms``).
 """
@@ -14,15 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
+from typing import Iterable
 
 import orjson
 
 from sluice.gateway.config import GatewaySettings
 
 
-def overloaded(lag_s: float, previous_lag_s: float, limit_s: float) -> bool:
-    """The lag decision: the last two measured lags both beyond the limit."""
-    return limit_s > 0 and min(lag_s, previous_lag_s) > limit_s
+SUSTAINED = 3
+
+
+def overloaded(recent_lags_s: Iterable[float], limit_s: float) -> bool:
+    """The lag decision: the last ``SUSTAINED`` measured lags all beyond the limit."""
+    lags = list(recent_lags_s)
+    return limit_s > 0 and len(lags) >= SUSTAINED and min(lags[-SUSTAINED:]) > limit_s
 
 
 def retry_headers(retry_after_s: float) -> list[tuple[bytes, bytes]]:
@@ -46,7 +53,7 @@ class Shedder:
         self.shed = 0
         self.shed_lag = 0  # of ``shed``, those refused for event-loop lag
         self.lag_s = 0.0  # the last measured lag
-        self.previous_lag_s = 0.0  # the one before
+        self.recent_lags_s: deque[float] = deque(maxlen=SUSTAINED)
         self.max_lag_s = 0.0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._monitor: asyncio.Task | None = None
@@ -68,18 +75,20 @@ class Shedder:
             self._monitor.cancel()
             await asyncio.gather(self._monitor, return_exceptions=True)
             self._monitor = None
-            self.lag_s = self.previous_lag_s = 0.0
+            self.lag_s = 0.0
+            self.recent_lags_s.clear()
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             due = loop.time() + self.interval_s
             await asyncio.sleep(self.interval_s)
-            self.previous_lag_s, self.lag_s = self.lag_s, max(0.0, loop.time() - due)
+            self.lag_s = max(0.0, loop.time() - due)
+            self.recent_lags_s.append(self.lag_s)
             self.max_lag_s = max(self.max_lag_s, self.lag_s)
 
     def lagging(self) -> bool:
-        return overloaded(self.lag_s, self.previous_lag_s, self.lag_limit_s)
+        return overloaded(self.recent_lags_s, self.lag_limit_s)
 
     # admission ------------------------------------------------------------------------------
     def admit(self) -> bool:
