@@ -149,7 +149,8 @@ def compiled(body: bytes, normalizer: Normalizer):
             body, fastpath._config(normalizer), NOW)
     except fastpath._otlpfast.Fallback:
         return None
-    return repr([list(c) for c in columns]), count, repr(evals), rejected, reasons
+    batch = SpanBatch(columns, count, evals)  # as fastpath.decode_columns wraps them (usage bounds apply)
+    return repr([list(c) for c in batch.columns]), count, repr(batch.evals), rejected, reasons
 
 
 @pytest.fixture(autouse=True)

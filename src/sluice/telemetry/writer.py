@@ -36,7 +36,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from sluice.telemetry import attribution_sql
+from sluice.telemetry import attribution_sql, values
 from sluice.telemetry.normalize import Normalizer
 from sluice.telemetry.otlp_model import RawSpan
 from sluice.telemetry.schema import SPAN_COLUMNS
@@ -55,10 +55,58 @@ class SpanBatch:
     count: int
     evals: list[tuple] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        flag_bad_usage(self)
+        bound_ids(self)
+
     @classmethod
     def from_rows(cls, rows: list[tuple], evals: Iterable[tuple] = ()) -> "SpanBatch":
         columns = list(zip(*rows)) if rows else [() for _ in SPAN_COLUMNS]
         return cls(columns, len(rows), list(evals))
+
+
+_USAGE_COLS = tuple(SPAN_COLUMNS.index(c) for c in ("input_tokens", "output_tokens", "total_tokens", "cost"))
+_ATTRS_COL = SPAN_COLUMNS.index("attributes")
+
+
+def flag_bad_usage(batch: SpanBatch) -> int:
+    """Clear the usage columns of spans whose token counts or cost are negative or absurd, and say
+    why in their attributes (``sluice.usage_invalid``), so no total sums them. Every decoder and
+    the gateway's own spans pass here. Returns how many spans were flagged."""
+    if not batch.count or len(batch.columns) <= max(_USAGE_COLS):
+        return 0
+    cols = [batch.columns[i] for i in _USAGE_COLS]
+    bad = [i for i in range(batch.count)
+           if values.usage_problem(cols[0][i], cols[1][i], cols[2][i], cols[3][i]) is not None]
+    if not bad:
+        return 0
+    fixed = {c: list(batch.columns[c]) for c in (*_USAGE_COLS, _ATTRS_COL)}
+    for i in bad:
+        reason = values.usage_problem(cols[0][i], cols[1][i], cols[2][i], cols[3][i])
+        for c in _USAGE_COLS:
+            fixed[c][i] = None
+        attrs = fixed[_ATTRS_COL][i] or "{}"
+        flag = '"sluice.usage_invalid":' + values.dumps(reason)
+        fixed[_ATTRS_COL][i] = "{" + flag + ("," + attrs[1:] if attrs.strip() != "{}" else "}")
+    for c, col in fixed.items():
+        batch.columns[c] = col
+    return len(bad)
+
+
+_ID_COLS = tuple(SPAN_COLUMNS.index(c) for c in ("cohort", "session_id", "user_id", "deployment", "release", "route"))
+
+
+def bound_ids(batch: SpanBatch) -> int:
+    """Cut identifier columns longer than ``values.MAX_ID_CHARS`` (``values.bound_id``)."""
+    if not batch.count or len(batch.columns) <= max(_ID_COLS):
+        return 0
+    cut = 0
+    for c in _ID_COLS:
+        col = batch.columns[c]
+        if any(v is not None and len(v) > values.MAX_ID_CHARS for v in col):
+            batch.columns[c] = [values.bound_id(v) for v in col]
+            cut += 1
+    return cut
 
 
 class Backpressure(Exception):
