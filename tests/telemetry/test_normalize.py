@@ -112,3 +112,12 @@ def test_evaluations_become_eval_rows():
 
 def test_nul_characters_are_dropped_from_typed_text():
     assert norm({"llm.model_name": "gp\x00t"})["model"] == "gpt"
+
+
+def test_openinference_token_counts_win_over_gen_ai_usage_on_the_same_span():
+    """A span instrumented twice carries both spellings; OpenInference's ``llm.token_count.*``
+    comes first (normalize.INPUT_KEYS)."""
+    r = norm({"llm.token_count.prompt": 10, "gen_ai.usage.input_tokens": 99,
+              "llm.token_count.completion": 4, "gen_ai.usage.output_tokens": 88,
+              "llm.token_count.total": 14, "gen_ai.usage.total_tokens": 187})
+    assert (r["input_tokens"], r["output_tokens"], r["total_tokens"]) == (10, 4, 14)
