@@ -189,7 +189,8 @@ def assess(policy: GatePolicy, measurements: Measurements) -> Verdict:
         checks.extend(_cost_checks(policy, measurements))
     checks.extend(_error_checks(policy, measurements))
 
-    failed = [c for c in checks if c.status == "fail"]
+    # failures that say where come first: a cohort's drop before the overall figure it moves
+    failed = sorted((c for c in checks if c.status == "fail"), key=lambda c: c.cohort == ALL)
     critical_failed = [c for c in failed if c.critical]
     noncritical_failed = [c for c in failed if not c.critical]
     errored = [c for c in checks if c.status == "error"]
