@@ -68,7 +68,7 @@ version: 1
 confidence: 0.95          # confidence level of every interval the verdict relies on
 thresholds:
   # pass-rate drop allowed vs baseline. auto: overall, the candidate must show that any drop is
-  # smaller than what the rows can resolve (about 0.15 for 240 rows at 85%, 0.05 for 2,400); in
+  # smaller than what the rows can resolve (about 0.17 for 240 rows at 85%, 0.05 for 2,400); in
   # each cohort, any drop that stays significant after correcting for every check fails.
   # Write a number (e.g. 0.05) once the dataset is large enough to show it.
   max_regression: auto
