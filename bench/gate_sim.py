@@ -186,7 +186,8 @@ def to_markdown(results: list[dict], meta: dict) -> str:
              f"`{meta['command']}` — {meta['gates']} simulated gates per scenario through `run_gate`, "
              f"seed {meta['seed']}, {meta['seconds']:.0f} s on {meta['machine']} (load average "
              f"{meta['loadavg']}). A rate from {meta['gates']} gates is within about ±"
-             f"{margin_95(0.5, meta['gates']) * 100:.0f} points (95%) at 50%, ±{margin_95(0.9, meta['gates']) * 100:.0f}"
+             f"{margin_95(0.5, meta['gates']) * 100:.0f} points (95%) at 50%, "
+             f"±{margin_95(0.9, meta['gates']) * 100:.0f}"
              " at 90%.", "",
              "| policy | scenario | rows | evaluators | pass | fail | inconclusive | detected |",
              "|---|---|---|---|---|---|---|---|"]
@@ -219,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg": " ".join(f"{x:.1f}" for x in os.getloadavg())}
     if args.results_name:
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"{args.results_name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+        payload = json.dumps({"meta": meta, "results": results}, indent=2) + "\n"
+        (RESULTS / f"{args.results_name}.json").write_text(payload)
         (RESULTS / f"{args.results_name}.md").write_text(to_markdown(results, meta))
     return 0
 
