@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from sluice.dataset.row import ContextDoc, ToolCall
 from sluice.evals.result import EvalResult
+from sluice.redaction import redact, redact_value
 
 
 class Usage(BaseModel):
@@ -38,6 +39,17 @@ class RowOutput(BaseModel):
     attempts: int = 1
     cached: bool = False
     raw: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("output", "error")
+    @classmethod
+    def _no_secrets(cls, v: str | None) -> str | None:
+        """Upstream text is kept in run rows and the gate's reports: never a secret Sluice holds."""
+        return redact(v)
+
+    @field_validator("raw")
+    @classmethod
+    def _no_secrets_raw(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return redact_value(v) if v else v
 
     @field_validator("latency_ms")
     @classmethod
