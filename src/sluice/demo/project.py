@@ -67,10 +67,11 @@ GATE_YAML = """# Gate policy: what the candidate must show against the baseline,
 version: 1
 confidence: 0.95          # confidence level of every interval the verdict relies on
 thresholds:
-  # pass-rate drop allowed vs baseline, judged on the confidence bound. With 48 rows per cohort the
-  # 95% bound of an unchanged pass rate is about -0.07, so a tighter limit could never be shown to
-  # hold here: tighten it as the cohorts grow.
-  max_regression: 0.10
+  # pass-rate drop allowed vs baseline. auto: overall, the candidate must show that any drop is
+  # smaller than what the rows can resolve (about 0.17 for 240 rows at 85%, 0.05 for 2,400); in
+  # each cohort, any drop that stays significant after correcting for every check fails.
+  # Write a number (e.g. 0.05) once the dataset is large enough to show it.
+  max_regression: auto
 evaluators:
   - name: groundedness    # every claim of the answer must be supported by the retrieved context
     critical: true
