@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from sluice.telemetry.otlp import RawSpan
+from sluice.telemetry.otlp_model import RawSpan
 from sluice.telemetry.writer import Backpressure, WriterClosed
 
 log = logging.getLogger("sluice.gateway")
