@@ -23,7 +23,7 @@ def _plan(**over):
     base = {"deployment": "d", "candidate": "bot@2", "min_requests": 100,
             "analysis": {"metrics": [{"metric": "error_rate", "margin": 0.03, "relative": False, "critical": True,
                                       "min_samples": 100}]},
-            "steps": [{"weight": {"bp": 1000}}, {"weight": {"bp": 10000}}]}
+            "steps": [{"weight": {"bp": 1000}}, {"weight": {"bp": 5000}}]}
     base.update(over)
     return plan_from_json(base)
 
@@ -65,7 +65,7 @@ def test_healthy_canary_advances_then_promotes(store, tmp_path):
     traffic(store, cand, stable, t0=T0 + 1, seconds=60, per_arm=6000, seed=2)
     [(_, d)] = c.tick(now=T0 + 62)
     assert d.action == "advance", d.reason
-    assert _dep(store).canary.weight_bp == 10000 and rs.get(store, ro.id).step_index == 1
+    assert _dep(store).canary.weight_bp == 5000 and rs.get(store, ro.id).step_index == 1
     traffic(store, cand, stable, t0=T0 + 62, seconds=60, per_arm=6000, seed=3)
     [(_, d)] = c.tick(now=T0 + 123)
     assert d.action == "promote", d.reason

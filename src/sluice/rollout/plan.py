@@ -117,7 +117,8 @@ class Mirror(Strict):
 
 
 class Weight(Strict):
-    bp: int = Field(ge=1, le=10_000, description="canary share in basis points (10000 = all traffic)")
+    bp: int = Field(ge=1, le=10_000, description="canary share in basis points (below 10000: stable must stay "
+                    "to compare with; passing the last step promotes)")
 
 
 class Pause(Strict):
@@ -149,6 +150,14 @@ class Step(Strict):
     @classmethod
     def _dur(cls, v: Any) -> float | None:
         return _seconds(v)
+
+    @field_validator("weight")
+    @classmethod
+    def _judgeable(cls, v: "Weight | None") -> "Weight | None":
+        if v is not None and v.bp >= 10_000:
+            raise ValueError("a weight of 10000 bp leaves no stable traffic to compare the canary with; "
+                             "end the plan at a judged share (e.g. 5000): passing the last step promotes")
+        return v
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Step":
