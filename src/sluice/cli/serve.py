@@ -21,7 +21,7 @@ def serve(
     insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback bind while no API key exists."),
 ) -> None:
     """Run the Sluice server: the gateway (/v1/chat/completions), OTLP ingest, feedback, metrics, rollout
-    controller (/api/rollouts), health."""
+    controller (/api/rollouts), health, dashboard (/ui)."""
     from sluice.auth.keys import KeyRing
     from sluice.gateway.app import make_gateway
     from sluice.server.app import create_app
@@ -35,11 +35,16 @@ def serve(
         raise ConfigError(f"refusing to bind {host} with no API key: anyone could write spans and read metrics. "
                           "Create keys with 'sluice keys create NAME --scope ingest|admin' or pass --insecure")
     gateway = make_gateway(settings.gateway, store)  # resolves every deployment's releases up front
+    from sluice.audit.api import router as audit_api
+    from sluice.monitor.api import router as monitor_api
     gateway.require_gate = settings.rollout.require_gate
     from sluice.rollout.api import RolloutService, make_router
     from sluice.server.catalog import router as catalog
+    from sluice.web import dashboard_router
 
     rollouts = RolloutService(store, settings.rollout, reload=gateway.reload)
-    app = create_app(store, telemetry_settings(telemetry), routers=[gateway.router, catalog, make_router(rollouts)])
+    app = create_app(store, telemetry_settings(telemetry),
+                     routers=[gateway.router, catalog, audit_api, monitor_api, make_router(rollouts),
+                              dashboard_router()])
     context.console_err().print(f"sluice serving on http://{host}:{port} (store {store.url.split('@')[-1]})")
     serve_forever(app, host, port)

@@ -9,6 +9,7 @@ Giving a release canary weight needs a stored passing gate of it against the sta
 (412 ``gate_required`` otherwise); ``?force=true&reason=...`` overrides and is recorded in the
 rollout event log under ``deployment:<name>``.
 ``DELETE`` stops serving the deployment (404 ``model_not_found`` for its requests) on every replica.
+Both are recorded in the audit log under the calling key's name.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import parse_qs
 import orjson
 from pydantic import ValidationError
 
+from sluice.audit.log import key_actor
 from sluice.errors import ConfigError
 from sluice.gateway import deployment_store, protocol
 from sluice.gateway.config import Deployment
@@ -75,9 +77,10 @@ async def put_deployment(gw: Any, scope, receive, send) -> None:
 
     def write() -> tuple[int, Any]:
         resolved = gw.resolver.deployment(name, dep)  # every release must resolve before it is stored
+        actor = key_actor(scope.get("sluice.key"))
         if getattr(gw, "require_gate", True):  # no live canary traffic without a passing gate
-            check_put(gw.store, name, dep, force=force, reason=reason, actor="api")
-        version = deployment_store.put(gw.store, name, dep)
+            check_put(gw.store, name, dep, force=force, reason=reason, actor=actor)
+        version = deployment_store.put(gw.store, name, dep, actor)
         gw.reload()
         return version, resolved
 
@@ -97,7 +100,7 @@ async def delete_deployment(gw: Any, scope, receive, send) -> None:
     name = scope["path_params"]["name"]
 
     def remove() -> int | None:
-        version = deployment_store.delete(gw.store, name)
+        version = deployment_store.delete(gw.store, name, key_actor(scope.get("sluice.key")))
         if version is not None:
             gw.reload()
         return version
