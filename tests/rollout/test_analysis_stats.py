@@ -109,3 +109,19 @@ def test_alpha_split_never_overspends_with_late_cohorts():
     assert alpha_split.cell_alpha(0.05, 4, planned, late, "c0") == pytest.approx(0.2 * 0.05 / 2 / 4)
     with pytest.raises(ValueError):
         alpha_split.cell_alpha(0.05, 4, planned, [], "nowhere")
+
+
+def test_one_sided_bounds_agree_with_the_tests():
+    grid = eprocess.grid_for([1.0, 1.5])
+    ll = eprocess.fold([0.0] * len(grid), grid, 60, 200, 0.1)  # ratio ≈ 2.7, harm clear at α = 0.01
+    assert eprocess.log_evalue(ll, grid, 1.0, "above") >= math.log(100)
+    lo = eprocess.one_sided_bound(ll, grid, 0.01, "lower")
+    assert 1.0 < lo < 2.7
+    below = [r for r in grid if r < lo]
+    assert all(eprocess.log_evalue(ll, grid, r, "above") >= math.log(100) for r in below)
+    assert eprocess.log_evalue(ll, grid, lo, "above") < math.log(100)
+    # an A/A-like look: the upper bound sits between the truth and the margin once shown
+    aa = eprocess.fold([0.0] * len(grid), grid, 100, 900, 0.1)
+    assert eprocess.log_evalue(aa, grid, 1.5, "below") >= math.log(20)
+    hi = eprocess.one_sided_bound(aa, grid, 0.05, "upper")
+    assert 1.0 < hi < 1.5

@@ -89,3 +89,18 @@ def test_pause_step_advances_on_time_without_traffic_but_not_on_a_failure():
     assert decide(P(kind="pause", canary_requests=0, stable_requests=0), []).action == "advance"
     assert decide(P(kind="pause", elapsed_s=10), []).action == "continue"
     assert decide(P(kind="pause"), [F("fail", metric="cost")]).action == "hold"
+
+
+def test_a_cohort_beyond_its_margin_blocks_promotion_but_not_advance():
+    worse = Finding(metric="error_rate", cohort="enterprise", outcome="inconclusive", critical=True,
+                    canary_estimate=0.04, stable_estimate=0.02, bound=2.5, margin=0.5, canary_samples=900,
+                    stable_samples=8100, rule="inconclusive: harm e-value 40 (needs 500)", evidence=40.0)
+    fs = [F("pass"), F("pass", metric="cost_per_request"), worse]
+    d = decide(P(last_step=True), fs)
+    assert d.action == "continue" and "enterprise" in d.reason
+    assert decide(P(last_step=True), fs, cohort_guard=False).action == "promote"
+    assert decide(P(), fs).action == "advance"
+    within = Finding(**{**worse.__dict__, "canary_estimate": 0.025})
+    assert decide(P(last_step=True), [F("pass"), within]).action == "promote"
+    absolute = Finding(**{**worse.__dict__, "relative": False, "margin": 0.01})
+    assert decide(P(last_step=True), [F("pass"), absolute]).action == "continue"

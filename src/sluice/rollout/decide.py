@@ -12,7 +12,10 @@ In order (the first that applies wins):
 6. A pause step (not the last) whose duration has passed → ``advance``.
 7. Every required finding ``pass`` (non-inferiority shown) → ``advance``, or ``promote`` on the last
    step. Required: every metric on all traffic ``(all)``, and on each cohort too when
-   ``cohort_pass_required``; named cohorts are always guarded by their harm tests (rule 1, 2, 4).
+   ``cohort_pass_required``. Named cohorts are always guarded by their harm tests (rules 1, 2, 4), and,
+   before a promotion (``cohort_guard``), a cohort whose point estimate is beyond the margin blocks it
+   until its harm test decides or its estimate comes back: a regression confined to one cohort is
+   diluted in all traffic, where non-inferiority can be shown before the cohort's own test fires.
 8. Still not shown at the step's maximum duration → ``hold``; otherwise ``continue``.
 
 No data never advances: with no findings, or any required finding ``insufficient`` or
@@ -38,8 +41,17 @@ def _fmt_s(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
+def beyond_margin(f: Finding) -> bool:
+    """The cohort's point estimate is worse than the margin allows (not a test: a brake on promotion)."""
+    if f.canary_estimate is None or f.stable_estimate is None or f.outcome == "pass":
+        return False
+    if f.relative:
+        return f.canary_estimate > (1.0 + f.margin) * f.stable_estimate
+    return f.canary_estimate > f.stable_estimate + f.margin
+
+
 def decide(progress: StepProgress, findings: Iterable[Finding], plan_step: object = None, *,
-           cohort_pass_required: bool = False) -> Decision:
+           cohort_pass_required: bool = False, cohort_guard: bool = True) -> Decision:
     """The action for this look and one line saying why. ``plan_step`` is accepted for the controller's
     convenience and not read: everything the decision needs is in ``progress``."""
     fs = tuple(findings)
@@ -71,6 +83,8 @@ def decide(progress: StepProgress, findings: Iterable[Finding], plan_step: objec
         return Decision("advance", f"pause of {_fmt_s(p.min_duration_s)} over, no failure", fs)
     required = [f for f in fs if cohort_pass_required or f.cohort == OVERALL]
     pending = [f for f in required if f.outcome != "pass"]
+    if p.last_step and cohort_guard:
+        pending += [f for f in fs if f.cohort != OVERALL and f not in required and beyond_margin(f)]
     if required and not pending:
         action = "promote" if p.last_step else "advance"
         return Decision(action, f"all {len(required)} required finding(s) non-inferior: "

@@ -24,6 +24,7 @@ the worked example and the tests); the grid form is what the controller runs.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -72,26 +73,31 @@ def prior(grid: Sequence[float], null: float, side: str) -> list[float]:
 
     Weights fall off with the log-distance from the null (∝ 1/(1+d/0.7)²), so mass sits on the effects
     a rollout has to catch quickly (ratios 1.2–3) without giving up large ones."""
+    return list(_prior(tuple(grid), null, side))
+
+
+@functools.lru_cache(maxsize=256)
+def _prior(grid: tuple[float, ...], null: float, side: str) -> tuple[float, ...]:
     w = []
     for r in grid:
         beyond = r > null if side == "above" else r < null
-        if not beyond:
-            w.append(0.0)
-            continue
-        d = abs(math.log(r / null))
-        w.append(1.0 / (1.0 + d / 0.7) ** 2)
+        w.append(1.0 / (1.0 + abs(math.log(r / null)) / 0.7) ** 2 if beyond else 0.0)
     total = sum(w)
     if total <= 0:
         raise ValueError(f"no grid ratio {side} {null}")
-    return [x / total for x in w]
+    return tuple(x / total for x in w)
+
+
+@functools.lru_cache(maxsize=256)
+def _log_prior(grid: tuple[float, ...], null: float, side: str) -> tuple[tuple[int, float], ...]:
+    return tuple((i, math.log(w)) for i, w in enumerate(_prior(grid, null, side)) if w > 0)
 
 
 def log_evalue(loglik: Sequence[float], grid: Sequence[float], null: float, side: str) -> float:
     """log E(null): the prior-mixed likelihood of ratios beyond ``null`` over the likelihood at ``null``."""
-    i0 = list(grid).index(null)
-    w = prior(grid, null, side)
-    terms = [math.log(wi) + ll for wi, ll in zip(w, loglik) if wi > 0]
-    return _logsumexp(terms) - loglik[i0]
+    g = tuple(grid)
+    i0 = g.index(null)
+    return _logsumexp([lw + loglik[i] for i, lw in _log_prior(g, null, side)]) - loglik[i0]
 
 
 def confidence_set(loglik: Sequence[float], grid: Sequence[float], alpha: float) -> tuple[float, float]:
@@ -108,6 +114,34 @@ def confidence_set(loglik: Sequence[float], grid: Sequence[float], alpha: float)
         best = max(range(n), key=lambda i: loglik[i])
         return grid[best], grid[best]
     return min(keep), max(keep)
+
+
+def one_sided_bound(loglik: Sequence[float], grid: Sequence[float], alpha: float, side: str) -> float:
+    """The one-sided confidence bound on the ratio that matches the tests: ``side="lower"`` gives the
+    smallest grid ratio ρ whose "canary ≤ ρ" null is not rejected at ``alpha`` (harm shown against every
+    smaller ρ); ``side="upper"`` the largest ρ whose "canary ≥ ρ" null is not rejected. The evidence
+    falls as ρ moves towards the data, so a bisection over the grid finds it."""
+    limit = math.log(1.0 / alpha)
+    if side == "lower":
+        def rejected(i: int) -> bool:
+            return log_evalue(loglik, grid, grid[i], "above") >= limit
+        lo, hi = 0, len(grid) - 1  # the last point has nothing above it: never rejected
+        if not rejected(lo):
+            return grid[lo]
+        while hi - lo > 1:  # invariant: rejected(lo), not rejected(hi)
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if rejected(mid) else (lo, mid)
+        return grid[hi]
+
+    def rejected_up(i: int) -> bool:
+        return log_evalue(loglik, grid, grid[i], "below") >= limit
+    lo, hi = 0, len(grid) - 1  # the first point has nothing below it: never rejected
+    if not rejected_up(hi):
+        return grid[hi]
+    while hi - lo > 1:  # invariant: not rejected_up(lo), rejected_up(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if rejected_up(mid) else (mid, hi)
+    return grid[lo]
 
 
 def beta_mixture_evalue(canary_events: int, stable_events: int, share: float, a: float = 1.0,

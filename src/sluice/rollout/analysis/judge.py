@@ -4,8 +4,8 @@ Order of judgement per cell: fewer samples than the minimum in either arm is ``i
 may be concluded, whatever the e-values say); harm shown (the harm e-value ever reached 1/α of the cell)
 is ``fail``; non-inferiority shown (its e-value ever reached 1/pass_alpha) is ``pass``; otherwise
 ``inconclusive``. The bound reported is the anytime-valid confidence bound at the cell's level on the
-rate ratio (ratio cells) or on canary − stable in the metric's units (normal cells): the lower bound
-when the canary failed, the upper bound otherwise.
+rate ratio (ratio tests) or on canary − stable in the metric's units (normal tests): the lower bound at
+the cell's harm level when the canary failed, the upper bound at ``pass_alpha`` otherwise.
 """
 
 from __future__ import annotations
@@ -33,17 +33,18 @@ def _estimate(arm: dict, kind: str) -> float | None:
     return (arm["events"] if kind == "rate" else arm["total"]) / arm["n"]
 
 
-def _bounds(cell: dict, level: float) -> tuple[float, float] | None:
-    if cell["mode"] == "ratio":
+def _bound(cell: dict, mode: str, level: float, side: str) -> float | None:
+    """The one-sided anytime-valid bound behind the outcome: ``lower`` for harm, ``upper`` otherwise."""
+    if mode == "ratio":
         if cell["canary"]["events"] + cell["stable"]["events"] == 0:
             return None
-        return eprocess.confidence_set(cell["loglik"], cell["grid"], level)
+        return eprocess.one_sided_bound(cell["loglik"], cell["grid"], level, side)
     est = mixture.estimate(cell["diff"])
     if est is None or cell["tau"] is None:
         return None
     d, v = est
-    h = mixture.half_width(v, cell["tau"]["fail"], level)
-    return d - h, d + h
+    h = mixture.half_width(v, cell["tau"]["fail"], 2 * level)  # one side of a two-sided 1 − 2·level set
+    return d - h if side == "lower" else d + h
 
 
 def _margin_words(rule: MetricRule, harm: bool) -> str:
@@ -58,31 +59,32 @@ def judge_cell(rule: MetricRule, cell: dict, pass_alpha: float, min_samples: int
     c, s = cell["canary"], cell["stable"]
     level = cell["alpha"]
     lf, lp = cell["max_log_fail"], cell["max_log_pass"]
-    kind = "rate ratio" if cell["mode"] == "ratio" else "canary − stable"
-    bounds = _bounds(cell, level)
+    failing = lf >= math.log(1.0 / level)
+    mode = cell["fail_mode"] if failing else cell["pass_mode"]
+    kind = "rate ratio" if mode == "ratio" else "canary − stable"
     if c["n"] < need or s["n"] < need:
         outcome, evidence = "insufficient", math.exp(min(lf, 700.0))
         text = f"insufficient: {c['n']} canary / {s['n']} stable samples, needs {need} per arm"
-        bound = bounds[1] if bounds else None
-    elif lf >= math.log(1.0 / level):
+        bound = _bound(cell, mode, pass_alpha, "upper")
+    elif failing:
         outcome, evidence = "fail", math.exp(min(lf, 700.0))
-        bound = bounds[0] if bounds else None
+        bound = _bound(cell, mode, level, "lower")
         text = (f"harm: e-value {_e(lf)} ≥ 1/α = {_fmt(1 / level)} against canary ≤ {_margin_words(rule, True)}"
                 + (f"; {kind} ≥ {_fmt(bound)}" if bound is not None else ""))
     elif lp >= math.log(1.0 / pass_alpha):
         outcome, evidence = "pass", math.exp(min(lp, 700.0))
-        bound = bounds[1] if bounds else None
+        bound = _bound(cell, mode, pass_alpha, "upper")
         text = (f"non-inferior: e-value {_e(lp)} ≥ 1/α = {_fmt(1 / pass_alpha)} against canary ≥ "
                 f"{_margin_words(rule, False)}" + (f"; {kind} ≤ {_fmt(bound)}" if bound is not None else ""))
     else:
         outcome, evidence = "inconclusive", math.exp(min(lf, 700.0))
-        bound = bounds[1] if bounds else None
+        bound = _bound(cell, mode, pass_alpha, "upper")
         text = (f"inconclusive: harm e-value {_e(lf)} (needs {_fmt(1 / level)}), non-inferiority e-value "
                 f"{_e(lp)} (needs {_fmt(1 / pass_alpha)})")
     return Finding(metric=rule.metric, cohort=cell["cohort"], outcome=outcome, critical=rule.critical,
                    canary_estimate=_estimate(c, rule.kind), stable_estimate=_estimate(s, rule.kind),
                    bound=bound, margin=rule.margin, canary_samples=c["n"], stable_samples=s["n"],
-                   rule=text, evidence=evidence)
+                   rule=text, evidence=evidence, relative=rule.relative)
 
 
 def judge(rules: Sequence[MetricRule], state: dict, *,

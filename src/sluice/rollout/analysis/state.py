@@ -2,11 +2,11 @@
 
 One *cell* per rule × cohort holds cumulative counts per arm and the running tests:
 
-- ``ratio`` cells (rates with a relative margin): the two-counter e-process of ``eprocess`` — the log
-  likelihood of each rate ratio on a grid; harm is tested against ``1 + harm_margin``, non-inferiority
-  against ``1 + margin``.
-- ``normal`` cells (means, and rates with an absolute margin): per-look concurrent contrasts folded into
-  normal-mixture martingales (``mixture``): one for harm, one for non-inferiority, and a plain
+- ``ratio`` tests (rates, whenever the null is a rate ratio: a relative margin, or a harm test with no
+  harm margin): the two-counter e-process of ``eprocess`` — the log likelihood of each rate ratio on a
+  grid; harm is tested against ``1 + harm_margin``, non-inferiority against ``1 + margin``.
+- ``normal`` tests (means, and rates with an absolute margin): per-look concurrent contrasts folded
+  into normal-mixture martingales (``mixture``): one for harm, one for non-inferiority, and a plain
   difference kept for the explanation's bound. A look that leaves either arm empty waits in
   ``pending`` and is folded with the next one, so no data is dropped.
 
@@ -16,10 +16,11 @@ rejected (Ville's inequality bounds the chance of *ever* crossing), so a finding
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
+
+import orjson
 
 from sluice.rollout.analysis import alpha as alpha_split
 from sluice.rollout.analysis import eprocess, mixture
@@ -30,8 +31,13 @@ TUNE_CANARY_SAMPLES = 1000  # normal-mixture τ is tuned for the canary arm reac
 MIN_TUNE_SAMPLES = 20  # per arm, before τ is frozen and the first look is folded
 
 
-def _mode(rule: MetricRule) -> str:
-    return "ratio" if rule.kind == "rate" and rule.relative else "normal"
+def _modes(rule: MetricRule) -> tuple[str, str]:
+    """(harm test, non-inferiority test): ``ratio`` (two-counter e-process) when the null is a rate
+    ratio — a relative margin, or no harm margin at all (canary ≤ stable is ratio ≤ 1) — else ``normal``."""
+    if rule.kind != "rate":
+        return "normal", "normal"
+    return ("ratio" if rule.relative or rule.harm_margin == 0 else "normal",
+            "ratio" if rule.relative else "normal")
 
 
 def _empty_arm() -> dict:
@@ -44,14 +50,16 @@ def _add(arm: dict, s: ArmSample) -> dict:
 
 
 def _new_cell(rule: MetricRule, cohort: str, level: float) -> dict:
-    cell = {"metric": rule.metric, "cohort": cohort, "mode": _mode(rule), "alpha": level,
-            "canary": _empty_arm(), "stable": _empty_arm(), "looks": 0,
+    fail_mode, pass_mode = _modes(rule)
+    cell = {"metric": rule.metric, "cohort": cohort, "fail_mode": fail_mode, "pass_mode": pass_mode,
+            "alpha": level, "canary": _empty_arm(), "stable": _empty_arm(), "looks": 0,
             "max_log_fail": 0.0, "max_log_pass": 0.0}
-    if cell["mode"] == "ratio":
-        fail_null, pass_null = 1.0 + rule.harm_margin, 1.0 + rule.margin
-        grid = eprocess.grid_for([1.0, fail_null, pass_null])
+    if "ratio" in (fail_mode, pass_mode):
+        fail_null = 1.0 + (rule.harm_margin if rule.relative else 0.0)
+        pass_null = 1.0 + rule.margin if rule.relative else None
+        grid = eprocess.grid_for([1.0, fail_null] + ([pass_null] if pass_null else []))
         cell.update(fail_null=fail_null, pass_null=pass_null, grid=grid, loglik=[0.0] * len(grid))
-    else:
+    if "normal" in (fail_mode, pass_mode):
         cell.update(fail={"S": 0.0, "I": 0.0}, passing={"S": 0.0, "I": 0.0}, diff={"S": 0.0, "I": 0.0},
                     tau=None, pending={"canary": _empty_arm(), "stable": _empty_arm()})
     return cell
@@ -115,6 +123,17 @@ def _mean(arm: dict, kind: str) -> float:
     return (arm["events"] if kind == "rate" else arm["total"]) / arm["n"]
 
 
+def _tau(rule: MetricRule, c: dict, s: dict, vc: float, vs: float, alpha: float, pass_alpha: float) -> dict:
+    """The mixing scale, frozen once: the margin in the metric's units (the effect both tests are about:
+    non-inferiority must clear it, and harm of that size should be caught early). Without a margin, the
+    boundary is made tightest when the canary reaches TUNE_CANARY_SAMPLES at the allocation seen so far."""
+    scale = rule.margin * abs(_mean(s, rule.kind)) if rule.relative else rule.margin
+    if scale > 0:
+        return {"fail": scale, "pass": scale}
+    v_opt = vc / TUNE_CANARY_SAMPLES + vs / (TUNE_CANARY_SAMPLES * s["n"] / c["n"])
+    return {"fail": mixture.tuned_tau(1.0 / v_opt, alpha), "pass": mixture.tuned_tau(1.0 / v_opt, pass_alpha)}
+
+
 def _fold_normal(cell: dict, rule: MetricRule, alpha: float, pass_alpha: float) -> None:
     pend = cell["pending"]
     c, s = cell["canary"], cell["stable"]
@@ -126,10 +145,7 @@ def _fold_normal(cell: dict, rule: MetricRule, alpha: float, pass_alpha: float) 
     nc, ns = pend["canary"]["n"], pend["stable"]["n"]
     mc, ms = _mean(pend["canary"], rule.kind), _mean(pend["stable"], rule.kind)
     if cell["tau"] is None:
-        # tightest boundary when the canary has TUNE_CANARY_SAMPLES at the allocation seen so far
-        ratio = s["n"] / c["n"]
-        v_opt = vc / TUNE_CANARY_SAMPLES + vs / (TUNE_CANARY_SAMPLES * ratio)
-        cell["tau"] = {"fail": mixture.tuned_tau(1.0 / v_opt, alpha), "pass": mixture.tuned_tau(1.0 / v_opt, pass_alpha)}
+        cell["tau"] = _tau(rule, c, s, vc, vs, alpha, pass_alpha)
     if rule.relative:
         cf, hf, cp, hp = 1.0 + rule.harm_margin, 0.0, 1.0 + rule.margin, 0.0
     else:
@@ -140,23 +156,20 @@ def _fold_normal(cell: dict, rule: MetricRule, alpha: float, pass_alpha: float) 
     cell["pending"] = {"canary": _empty_arm(), "stable": _empty_arm()}
 
 
-def normal_log_evalues(cell: dict) -> tuple[float, float]:
-    """(log e-value of harm, log e-value of non-inferiority) of a normal cell now."""
+def log_evalues(cell: dict) -> tuple[float, float]:
+    """(log e-value of harm, log e-value of non-inferiority) of a cell now."""
     out = []
-    for key, tkey in (("fail", "fail"), ("passing", "pass")):
+    for test, key, side in (("fail", "fail", "above"), ("pass", "passing", "below")):
+        if cell[f"{test}_mode"] == "ratio":
+            out.append(eprocess.log_evalue(cell["loglik"], cell["grid"], cell[f"{test}_null"], side))
+            continue
         est = mixture.estimate(cell[key])
         if est is None or cell["tau"] is None:
             out.append(0.0)
             continue
         d, v = est
-        out.append(mixture.log_msprt_one_sided(d, v, cell["tau"][tkey]))
+        out.append(mixture.log_msprt_one_sided(d, v, cell["tau"][test]))
     return out[0], out[1]
-
-
-def ratio_log_evalues(cell: dict) -> tuple[float, float]:
-    grid, ll = cell["grid"], cell["loglik"]
-    return (eprocess.log_evalue(ll, grid, cell["fail_null"], "above"),
-            eprocess.log_evalue(ll, grid, cell["pass_null"], "below"))
 
 
 def _cell_for(state: dict, rule: MetricRule, cohort: str) -> dict:
@@ -184,16 +197,14 @@ def update(state: dict, batches: Iterable[Batch]) -> dict:
         cell = _cell_for(new, rule, b.cohort)
         cell["canary"], cell["stable"] = _add(cell["canary"], b.canary), _add(cell["stable"], b.stable)
         cell["looks"] += 1
-        if cell["mode"] == "ratio":
-            if b.canary.n > 0 and b.stable.n > 0:
-                share = b.canary.n / (b.canary.n + b.stable.n)
-                cell["loglik"] = eprocess.fold(cell["loglik"], cell["grid"], b.canary.events, b.stable.events, share)
-            lf, lp = ratio_log_evalues(cell)
-        else:
+        if "loglik" in cell and b.canary.n > 0 and b.stable.n > 0:
+            share = b.canary.n / (b.canary.n + b.stable.n)
+            cell["loglik"] = eprocess.fold(cell["loglik"], cell["grid"], b.canary.events, b.stable.events, share)
+        if "pending" in cell:
             pend = cell["pending"]
             pend["canary"], pend["stable"] = _add(pend["canary"], b.canary), _add(pend["stable"], b.stable)
             _fold_normal(cell, rule, cell["alpha"], new["pass_alpha"])
-            lf, lp = normal_log_evalues(cell)
+        lf, lp = log_evalues(cell)
         cell["max_log_fail"] = max(cell["max_log_fail"], lf)
         cell["max_log_pass"] = max(cell["max_log_pass"], lp)
     return new
@@ -209,4 +220,8 @@ def drop_cohorts(state: dict, cohorts: Iterable[str]) -> dict:
 
 
 def _copy(state: dict) -> dict:
-    return copy.deepcopy(state)
+    """A deep copy; the state is JSON by contract, so a JSON round trip is both the copy and the check."""
+    try:
+        return orjson.loads(orjson.dumps(state))
+    except TypeError as e:
+        raise ValueError(f"analysis state is not JSON: {e}") from None
