@@ -54,37 +54,46 @@ async def run(args: argparse.Namespace) -> int:
     names, weights = [c for c, _ in cohorts], [w for _, w in cohorts]
     headers = {"authorization": f"Bearer {os.environ['SLUICE_API_KEY']}"} if os.environ.get("SLUICE_API_KEY") else {}
     deadline = time.monotonic() + parse_duration(args.duration, "--duration")
-    sent = ok = 0
+    counts = {"sent": 0, "ok": 0}
     routes: dict[str, int] = {}
-    last = time.monotonic()
-    async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=30) as client:
-        while time.monotonic() < deadline and sent < args.requests:
-            user = f"user-{rng.randrange(args.users)}"
+    pause = args.concurrency / args.rps
+
+    async def user_loop(client: httpx.AsyncClient, seed: int) -> None:
+        r_ = random.Random(seed)
+        while time.monotonic() < deadline and counts["sent"] < args.requests:
+            user = f"user-{r_.randrange(args.users)}"
             h = int.from_bytes(hashlib.blake2b(user.encode(), digest_size=4).digest(), "big") / 2**32
             cohort = names[next(i for i, w in enumerate(_cumulative(weights)) if h <= w)]
             pool = by_cohort.get(cohort) or rows
-            row = rng.choice(pool) if pool else None
+            row = r_.choice(pool) if pool else None
             question = (row["input"].get("question") if row and isinstance(row.get("input"), dict) else None) \
                 or "How do refunds work?"
-            body = {"model": args.deployment, "user": user,
-                    "messages": [{"role": "user", "content": question}],
+            body = {"model": args.deployment, "user": user, "messages": [{"role": "user", "content": question}],
                     "metadata": {"row_id": row["id"]} if row else {}}
-            sent += 1
+            counts["sent"] += 1
+            began = time.monotonic()
             try:
                 r = await client.post("/v1/chat/completions", json=body, headers={"x-sluice-cohort": cohort})
                 route = r.headers.get("x-sluice-route", str(r.status_code))
                 routes[route] = routes.get(route, 0) + 1
-                ok += r.status_code == 200
-                if r.status_code == 200 and rng.random() < args.feedback:
+                counts["ok"] += r.status_code == 200
+                if r.status_code == 200 and r_.random() < args.feedback:
                     await client.post("/api/feedback", json={"trace_id": r.headers["x-sluice-trace-id"],
                                                              "kind": "thumbs_down"})
             except httpx.HTTPError as e:
                 routes[type(e).__name__] = routes.get(type(e).__name__, 0) + 1
-            if time.monotonic() - last >= 10:
-                last = time.monotonic()
-                print(f"{sent} requests sent, {ok} answered, routes {routes}", flush=True)
-            await asyncio.sleep(max(0.0, 1.0 / args.rps - 0.0005))
-    print(f"done: {sent} requests sent, {ok} answered, routes {routes}", flush=True)
+            await asyncio.sleep(max(0.0, pause - (time.monotonic() - began)))
+
+    async def report() -> None:
+        while time.monotonic() < deadline and counts["sent"] < args.requests:
+            await asyncio.sleep(10)
+            print(f"{counts['sent']} requests sent, {counts['ok']} answered, routes {routes}", flush=True)
+
+    async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=30) as client:
+        reporter = asyncio.create_task(report())
+        await asyncio.gather(*(user_loop(client, rng.randrange(2**32)) for _ in range(args.concurrency)))
+        reporter.cancel()
+    print(f"done: {counts['sent']} requests sent, {counts['ok']} answered, routes {routes}", flush=True)
     return 0
 
 
@@ -104,6 +113,7 @@ def main() -> None:
     p.add_argument("--rps", type=float, default=30.0)
     p.add_argument("--duration", default="5m")
     p.add_argument("--requests", type=int, default=10**9)
+    p.add_argument("--concurrency", type=int, default=8, help="users in flight at once")
     p.add_argument("--users", type=int, default=5000)
     p.add_argument("--cohorts", default=None, help="name=weight,... (default: the dataset's cohorts, equally)")
     p.add_argument("--dataset", default="data/support.jsonl")
