@@ -200,3 +200,19 @@ def test_gate_on_the_plans_dataset(store, tmp_path):
         _start(store, _plan(dataset="golden"))
     gid = gate(store, cand, stable, dataset="golden", at=3.0)
     assert _start(store, _plan(dataset="golden")).gate_id == gid
+
+
+def test_put_giving_canary_weight_is_gated_and_forcing_is_logged(store, tmp_path):
+    from sluice.gateway.config import Deployment
+
+    cand, stable = project(store, tmp_path)
+    dep = Deployment.model_validate({"stable": "bot@1", "canary": {"release": "bot@2", "weight_bp": 500}})
+    with pytest.raises(actions.GateRequired):
+        actions.check_put(store, "d", dep, force=False, reason=None, actor="key:ops")
+    actions.check_put(store, "d", dep, force=True, reason="load test", actor="key:ops")
+    [ev] = rs.events(store, "deployment:d")
+    assert (ev["kind"], ev["actor"], ev["figures"]["weight_bp"]) == ("forced_weight", "key:ops", 500)
+    actions.check_put(store, "d", dep.model_copy(update={"canary": None}), force=False, reason=None, actor="x")
+    gate(store, cand, stable)
+    actions.check_put(store, "d", dep, force=False, reason=None, actor="key:ops")  # gated: allowed
+    assert len(rs.events(store, "deployment:d")) == 1
