@@ -33,7 +33,6 @@ from sluice.rollout.settings import RolloutSettings
 
 log = logging.getLogger("sluice.rollout")
 LEASE = "rollouts"
-FINAL_ACTIONS = {"promote": "promoted", "rollback": "rolled_back", "hold": "held"}
 
 
 def analysis_api():
@@ -46,12 +45,9 @@ def analysis_api():
 
 
 def initial_state(plan: Plan) -> dict[str, Any]:
+    """The sequential test's starting state: α split over the plan's metrics × (all traffic and its cohorts)."""
     analysis, _ = analysis_api()
-    cohorts = [OVERALL, *plan.cohorts]
-    try:
-        return analysis.initial_state(plan.all_rules(), plan.alpha, cohorts=cohorts)
-    except TypeError:  # an analysis without the cohorts keyword
-        return analysis.initial_state(plan.all_rules(), plan.alpha)
+    return analysis.initial_state(plan.all_rules(), plan.alpha, cohorts=[OVERALL, *plan.cohorts])
 
 
 def finding_view(f: Finding) -> dict[str, Any]:
