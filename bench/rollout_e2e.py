@@ -15,6 +15,8 @@ candidate (and only in the cohort the case names). Cases:
   weight — the rollout must roll back (error rate is critical).
 - ``narrow``: the same with ``allow_narrow`` and a 3-point harm margin — the free cohort is dropped
   from the canary (``never_cohorts``) and enterprise carries on; measured at the narrowing.
+- ``eval``: the candidate drops the knowledge-base citation from 30 % of the free cohort's answers; a
+  regex evaluator runs online on every trace of both arms — the rollout must roll back on its fail rate.
 - ``doubling``: the issue's hard case, 2 % → 4 % in the free cohort at 10 % weight (needs tens of
   thousands of requests; not run by default — the statistics bench measures it on recorded streams).
 
@@ -66,6 +68,15 @@ CASES: dict[str, dict[str, Any]] = {
     "narrow": {"stable": 0.02, "canary": {"free": 0.20, "enterprise": 0.02}, "expect": "narrowed",
                "max_requests": 60_000, "allow_narrow": True, "metrics": [{**ERRORS, "margin": 0.03, "harm_margin": 0.03}],
                "steps": [{"weight": {"bp": 1000}}, {"weight": {"bp": 5000}}]},
+    # an answer-quality regression only online evaluation can see: the candidate drops the knowledge-base
+    # citation from 30 % of its answers in the free cohort; a regex evaluator (must cite [kb-N]) runs on
+    # every trace of both arms, and its fail rate is the critical metric
+    "eval": {"stable": 0.0, "canary": {"free": 0.0, "enterprise": 0.0}, "expect": "rolled_back",
+             "max_requests": 60_000, "uncited": {"free": 0.3},
+             "online_eval": {"sample_rate": 1.0, "evaluators": [{"name": "regex", "args": {"pattern": r"\[kb-\d+\]"}}]},
+             "metrics": [{"metric": "eval_fail_rate:regex", "margin": 0.05, "relative": False, "critical": True,
+                          "min_samples": 100}],
+             "steps": [{"weight": {"bp": 1000}}, {"weight": {"bp": 5000}}]},
     "doubling": {"stable": 0.02, "canary": {"free": 0.04, "enterprise": 0.02}, "expect": "rolled_back",
                  "max_requests": 150_000, "metrics": [ERRORS], "steps": [{"weight": {"bp": 1000}}]},
 }
@@ -74,10 +85,19 @@ CASES: dict[str, dict[str, Any]] = {
 class FaultyUpstream(UpstreamServer):
     """Fails a request (HTTP 500) with a probability per model and cohort (the cohort is in the message)."""
 
-    def __init__(self, rates: dict[str, dict[str, float]], seed: int):
-        super().__init__()
+    def __init__(self, rates: dict[str, dict[str, float]], seed: int, uncited: dict[str, float] | None = None):
+        super().__init__(reply=self.answer)
         self.rates = rates
+        self.uncited = uncited or {}
         self.rng = random.Random(seed)
+
+    def answer(self, body: dict[str, Any]) -> str:
+        """Stable always cites its source; the candidate drops the citation at the case's rate per cohort."""
+        last = _last_user(body)
+        cohort = last.split("cohort=", 1)[1].split()[0] if "cohort=" in last else "enterprise"
+        if body.get("model") == "m-2" and self.rng.random() < self.uncited.get(cohort, 0.0):
+            return "Refunds take five business days."
+        return "Refunds take five business days [kb-12]."
 
     def pick_mode(self, headers, body):
         model = str(body.get("model", ""))
@@ -156,7 +176,8 @@ async def drive(url: str, rid: str, max_requests: int, concurrency: int, seed: i
 def run_case(name: str, spec: dict[str, Any], concurrency: int, seed: int) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix=f"rollout-e2e-{name}-"))
     store = open_store(f"duckdb:///{root}/s.duckdb")
-    upstream = FaultyUpstream({"m-1": {c: spec["stable"] for c in COHORTS}, "m-2": spec["canary"]}, seed)
+    upstream = FaultyUpstream({"m-1": {c: spec["stable"] for c in COHORTS}, "m-2": spec["canary"]}, seed,
+                              spec.get("uncited"))
     base, stop_upstream = serve_upstream(upstream)
     try:
         stable = release(store, root, "1", base)
@@ -171,6 +192,7 @@ def run_case(name: str, spec: dict[str, Any], concurrency: int, seed: int) -> di
         app = create_app(store, routers=[gateway.router, make_router(service)])
         plan = {"deployment": "d", "candidate": "bot@2", "cohorts": list(COHORTS), "min_requests": 200,
                 "allow_narrow": spec.get("allow_narrow", False), "analysis": {"metrics": spec["metrics"]},
+                "online_eval": spec.get("online_eval", {"sample_rate": 0.0}),
                 "steps": spec["steps"]}
         with running(app) as url:
             r = httpx.post(url + "/api/rollouts", json={"plan": plan}, timeout=30)
@@ -196,7 +218,7 @@ def run_case(name: str, spec: dict[str, Any], concurrency: int, seed: int) -> di
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--cases", default="aa,regression,narrow")
+    p.add_argument("--cases", default="aa,regression,narrow,eval")
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args()

@@ -176,7 +176,8 @@ class Step(Strict):
 
 class OnlineEval(Strict):
     sample_rate: float = Field(default=0.0, ge=0, le=1, description="share of traces evaluated, same in both arms")
-    evaluators: list[str] | None = Field(default=None, description="default: the gate policy's evaluators")
+    evaluators: list[str | dict[str, Any]] | None = Field(default=None, description="names or {name, args}; "
+                                                         "default: the evaluators of the gate record's candidate run")
 
 
 class Plan(Strict):
