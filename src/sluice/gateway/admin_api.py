@@ -77,10 +77,9 @@ async def put_deployment(gw: Any, scope, receive, send) -> None:
 
     def write() -> tuple[int, Any]:
         resolved = gw.resolver.deployment(name, dep)  # every release must resolve before it is stored
-        actor = key_actor(scope.get("sluice.key"))
         if getattr(gw, "require_gate", True):  # no live canary traffic without a passing gate
-            check_put(gw.store, name, dep, force=force, reason=reason, actor=actor)
-        version = deployment_store.put(gw.store, name, dep, actor)
+            check_put(gw.store, name, dep, force=force, reason=reason, actor=key_actor(scope.get("sluice.key")))
+        version = deployment_store.put(gw.store, name, dep, key_actor(scope.get("sluice.key")))
         gw.reload()
         return version, resolved
 

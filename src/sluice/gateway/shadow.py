@@ -44,7 +44,7 @@ async def run_shadow(gw: Any, job: MirrorJob) -> None:
         rec.route = SHADOW
         rec.fallback_used = cand.target is not release.chain[0]
     except (GatewayFailure, BadRequest) as f:
-        rec.status, rec.error_type, rec.error_message = "error", getattr(f, "kind", "bad_request"), f.message
+        rec.status, rec.error_type, rec.error_message = "error", getattr(f, "kind", "bad_request"), getattr(f, "detail", f.message)
     finally:
         apply_trail(rec, trail)
         gw.metrics.observe(rec, time.perf_counter() - rec.started)
