@@ -31,6 +31,10 @@ LITELLM_VENV = bench/.venv-litellm
 bench-gateway: $(VENV)/.installed-test $(LITELLM_VENV)/.installed  ## gateway vs LiteLLM on loopback, results in bench/results/gateway.*
 	$(BIN)/python bench/gateway_bench.py
 
+.PHONY: bench-rollout-sim
+bench-rollout-sim: $(VENV)/.installed-test  ## rollout analysis on simulated canaries vs fixed-horizon and Kayenta-style judges, results in bench/results/rollout_sim.*
+	flock /tmp/sluice-cpu.lock nice $(BIN)/python bench/rollout_sim.py
+
 # LiteLLM (and py-spy, for --profile) live in their own venv, never in the project's
 $(LITELLM_VENV)/.installed:
 	test -x $(LITELLM_VENV)/bin/python || $(PYTHON) -m venv $(LITELLM_VENV)
