@@ -14,6 +14,10 @@ test: $(VENV)/.installed-test  ## set up and run every test (PostgreSQL tests ne
 bench: $(VENV)/.installed-test  ## run the benchmarks, results in bench/results/
 	$(BIN)/python bench/gate_bench.py
 
+.PHONY: bench-rollout-e2e
+bench-rollout-e2e: $(VENV)/.installed-test  ## rollouts decided on live traffic through the real gateway, results in bench/results/rollout_e2e.*
+	flock /tmp/sluice-cpu.lock nice $(BIN)/python bench/rollout_e2e.py
+
 .PHONY: bench-gate-sim
 bench-gate-sim: $(VENV)/.installed-test  ## gate verdict rates by scenario (A/A, regressions), results in bench/results/gate_sim.*
 	$(BIN)/python bench/gate_sim.py

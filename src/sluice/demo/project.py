@@ -119,9 +119,8 @@ steps:
   - weight: {bp: 1000}        # 10% of users (sticky per user)
     min_duration: 1m
     max_duration: 30m         # still inconclusive after this: hold for a person
-  - weight: {bp: 5000}
+  - weight: {bp: 5000}        # the last step passing promotes: 1.2.0 becomes stable
     min_duration: 1m
-  - weight: {bp: 10000}       # the last step passing promotes: 1.2.0 becomes stable
 """
 
 

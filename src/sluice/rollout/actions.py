@@ -79,10 +79,11 @@ def current(store: Any, deployment: str) -> Deployment:
 
 
 def set_traffic(store: Any, deployment: str, change: Callable[[Deployment], Deployment],
-                reload: Callable[[], Any] | None = None) -> Deployment:
-    """Apply ``change`` to the stored deployment and write it (every replica follows the store)."""
+                reload: Callable[[], Any] | None = None, actor: str = "rollout") -> Deployment:
+    """Apply ``change`` to the stored deployment and write it (every replica follows the store; the
+    audit log records ``actor``)."""
     dep = change(current(store, deployment))
-    deployment_store.put(store, deployment, dep)
+    deployment_store.put(store, deployment, dep, actor)
     if reload is not None:
         reload()
     return dep
@@ -145,7 +146,7 @@ def start(store: Any, plan: Plan, *, actor: str, force: bool = False, reason: st
     if gate is None:
         rs.append_event(store, ro.id, actor, "forced_start", f"started without a passing gate: {ro.forced_reason}",
                         {"candidate": ro.candidate_digest, "stable": ro.stable_digest})
-    set_traffic(store, plan.deployment, traffic_for(plan, 0, ro.candidate_ref, []), reload)
+    set_traffic(store, plan.deployment, traffic_for(plan, 0, ro.candidate_ref, []), reload, f"rollout:{ro.id}:{actor}")
     return ro
 
 
@@ -192,7 +193,7 @@ def promote(store: Any, rollout_id: str, actor: str, reason: str = "", reload: C
     ro = get(store, rollout_id)
     if ro.status in rs.FINAL:
         raise Conflict(f"rollout {ro.id} is already {ro.status}")
-    set_traffic(store, ro.deployment, promote_traffic(ro.candidate_ref), reload)
+    set_traffic(store, ro.deployment, promote_traffic(ro.candidate_ref), reload, f"rollout:{ro.id}:{actor}")
     return finish(store, ro, "promoted", actor, "promote", reason or f"{ro.candidate_ref} promoted by hand",
                   {"stable": ro.candidate_ref, "rollback_target": ro.stable_ref}, now)
 
@@ -203,7 +204,7 @@ def abort(store: Any, rollout_id: str, actor: str, reason: str = "", reload: Cal
     ro = get(store, rollout_id)
     if ro.status in rs.FINAL:
         raise Conflict(f"rollout {ro.id} is already {ro.status}")
-    set_traffic(store, ro.deployment, rollback_traffic, reload)
+    set_traffic(store, ro.deployment, rollback_traffic, reload, f"rollout:{ro.id}:{actor}")
     return finish(store, ro, "aborted", actor, "abort", reason or "aborted by hand", {"weight_bp": 0}, now)
 
 
