@@ -17,12 +17,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sluice.audit.log import append_audit, local_actor
 from sluice.errors import ConfigError, NotFoundError
 
 INGEST = "ingest"
 ADMIN = "admin"
 GATEWAY = "gateway"  # may call the gateway's /v1/chat/completions and /v1/models only
-SCOPES = (INGEST, ADMIN, GATEWAY)
+READ = "read"  # may view the dashboard (/ui), not act on it
+SCOPES = (INGEST, ADMIN, GATEWAY, READ)
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,9 @@ class ApiKey:
     revoked_at: float | None = None
 
 
-def create_key(store: Any, name: str, scope: str) -> tuple[ApiKey, str]:
-    """Returns the stored record and the full key, which is shown once and never stored."""
+def create_key(store: Any, name: str, scope: str, actor: str | None = None) -> tuple[ApiKey, str]:
+    """Returns the stored record and the full key, which is shown once and never stored.
+    Audited as ``actor`` (default: the local user); the audit entry names the key, never its secret."""
     if scope not in SCOPES:
         raise ConfigError(f"unknown key scope '{scope}': use {', '.join(SCOPES[:-1])} or {SCOPES[-1]}")
     if not name.strip():
@@ -43,10 +46,12 @@ def create_key(store: Any, name: str, scope: str) -> tuple[ApiKey, str]:
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     rec = ApiKey(key_id, name.strip(), scope, time.time())
-    store.db.execute(
-        "INSERT INTO api_keys (id, name, scope, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-        [rec.id, rec.name, rec.scope, _hash(secret), rec.created_at],
-    )
+    with store.db.transaction():
+        store.db.execute(
+            "INSERT INTO api_keys (id, name, scope, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+            [rec.id, rec.name, rec.scope, _hash(secret), rec.created_at],
+        )
+        append_audit(store, actor or local_actor(), "key.created", rec.id, None, {"name": rec.name, "scope": rec.scope})
     return rec, f"sluice_{scope}_{key_id}_{secret}"
 
 
@@ -57,11 +62,14 @@ def list_keys(store: Any, include_revoked: bool = False) -> list[ApiKey]:
     return [ApiKey(*r) for r in store.db.query(sql + " ORDER BY created_at, id")]
 
 
-def revoke_key(store: Any, key_id: str) -> ApiKey:
-    row = store.db.query_one("SELECT id FROM api_keys WHERE id = ? AND revoked_at IS NULL", [key_id])
-    if row is None:
-        raise NotFoundError(f"no active key with id '{key_id}'")
-    store.db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [time.time(), key_id])
+def revoke_key(store: Any, key_id: str, actor: str | None = None) -> ApiKey:
+    with store.db.transaction():
+        row = store.db.query_one("SELECT id, name, scope FROM api_keys WHERE id = ? AND revoked_at IS NULL", [key_id])
+        if row is None:
+            raise NotFoundError(f"no active key with id '{key_id}'")
+        store.db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [time.time(), key_id])
+        append_audit(store, actor or local_actor(), "key.revoked", key_id, {"name": row[1], "scope": row[2]},
+                     {"name": row[1], "scope": row[2], "revoked": True})
     return next(k for k in list_keys(store, include_revoked=True) if k.id == key_id)
 
 

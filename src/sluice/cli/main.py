@@ -48,7 +48,7 @@ def _root(
 
 
 def _register() -> None:
-    from sluice.cli import dataset, demo, gate, init, keys, metrics, release, serve
+    from sluice.cli import audit, dataset, demo, drift, gate, init, keys, metrics, release, serve
 
     dataset.app.command("from-traces", help=metrics.dataset_from_traces.__doc__)(metrics.dataset_from_traces)
     app.add_typer(release.app, name="release", help="Register, list, show and diff releases.")
@@ -59,6 +59,8 @@ def _register() -> None:
     app.command("serve", help=serve.serve.__doc__)(serve.serve)
     app.command("metrics", help=metrics.metrics.__doc__)(metrics.metrics)
     app.add_typer(keys.app, name="keys", help="Create, list and revoke API keys.")
+    app.command("audit", help=audit.audit.__doc__)(audit.audit)
+    app.command("drift", help=drift.drift.__doc__)(drift.drift)
 
 
 def main(argv: list[str] | None = None) -> int:

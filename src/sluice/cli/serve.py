@@ -25,7 +25,7 @@ def serve(
     telemetry: str = typer.Option(None, "--telemetry", help="YAML file with attribution rules, prices, limits."),
     insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback bind while no API key exists."),
 ) -> None:
-    """Run the Sluice server: the gateway (/v1/chat/completions), OTLP ingest, feedback, metrics, health."""
+    """Run the Sluice server: the gateway (/v1/chat/completions), OTLP ingest, feedback, metrics, health, dashboard (/ui)."""
     from sluice.auth.keys import KeyRing
     from sluice.gateway.app import make_gateway
     from sluice.server.app import create_app
@@ -39,9 +39,13 @@ def serve(
         raise ConfigError(f"refusing to bind {host} with no API key: anyone could write spans and read metrics. "
                           "Create keys with 'sluice keys create NAME --scope ingest|admin' or pass --insecure")
     gateway = make_gateway(settings.gateway, store)  # resolves every deployment's releases up front
+    from sluice.audit.api import router as audit_api
+    from sluice.monitor.api import router as monitor_api
     from sluice.server.catalog import router as catalog
+    from sluice.web import dashboard_router
 
-    app = create_app(store, telemetry_settings(telemetry), routers=[gateway.router, catalog])
+    app = create_app(store, telemetry_settings(telemetry),
+                     routers=[gateway.router, catalog, audit_api, monitor_api, dashboard_router()])
     err = context.console_err()
     for var, where in missing_key_variables(gateway.deployments):
         err.print(f"[yellow]warning:[/] environment variable {var} is not set: {where} will answer 503 "

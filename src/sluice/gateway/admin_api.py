@@ -6,6 +6,7 @@ weight, its shadow or its releases on every replica at once.
 replaces the deployment whole. Its releases must resolve (400 naming the field otherwise). The
 replica that took the write reloads at once; the others on their next poll of the version.
 ``DELETE`` stops serving the deployment (404 ``model_not_found`` for its requests) on every replica.
+Both are recorded in the audit log under the calling key's name.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from sluice.audit.log import key_actor
 from sluice.errors import ConfigError
 from sluice.gateway import deployment_store, protocol
 from sluice.gateway.config import Deployment
@@ -66,7 +68,7 @@ async def put_deployment(gw: Any, scope, receive, send) -> None:
 
     def write() -> tuple[int, Any]:
         resolved = gw.resolver.deployment(name, dep)  # every release must resolve before it is stored
-        version = deployment_store.put(gw.store, name, dep)
+        version = deployment_store.put(gw.store, name, dep, key_actor(scope.get("sluice.key")))
         gw.reload()
         return version, resolved
 
@@ -84,7 +86,7 @@ async def delete_deployment(gw: Any, scope, receive, send) -> None:
     name = scope["path_params"]["name"]
 
     def remove() -> int | None:
-        version = deployment_store.delete(gw.store, name)
+        version = deployment_store.delete(gw.store, name, key_actor(scope.get("sluice.key")))
         if version is not None:
             gw.reload()
         return version

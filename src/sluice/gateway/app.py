@@ -165,7 +165,7 @@ class Gateway:
     def _admin(self, handler):
         async def endpoint(scope, receive, send) -> None:
             try:
-                self._authorize(scope, protocol.headers_of(scope), ADMIN_ONLY)
+                scope["sluice.key"] = self._authorize(scope, protocol.headers_of(scope), ADMIN_ONLY)  # audit actor
                 await handler(self, scope, receive, send)
             except GatewayFailure as f:
                 await protocol.send_error(send, f, [])

@@ -46,6 +46,8 @@ class SqlStore:
                     continue  # another process applied it while we waited
                 for stmt in _statements(db.dialect.render(m.sql)):
                     db.execute(stmt)
+                for stmt in m.postgres if db.dialect.name == "postgres" else ():
+                    db.execute(stmt)
                 db.execute("INSERT INTO sluice_migrations VALUES (?, ?)", [m.name, time.time()])
             done.append(m.name)
         return done
