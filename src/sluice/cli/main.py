@@ -48,7 +48,7 @@ def _root(
 
 
 def _register() -> None:
-    from sluice.cli import audit, dataset, demo, drift, gate, init, keys, metrics, release, serve
+    from sluice.cli import alerts, audit, dataset, demo, drift, gate, init, keys, metrics, release, rollout, serve
 
     dataset.app.command("from-traces", help=metrics.dataset_from_traces.__doc__)(metrics.dataset_from_traces)
     app.add_typer(release.app, name="release", help="Register, list, show and diff releases.")
@@ -61,6 +61,8 @@ def _register() -> None:
     app.add_typer(keys.app, name="keys", help="Create, list and revoke API keys.")
     app.command("audit", help=audit.audit.__doc__)(audit.audit)
     app.command("drift", help=drift.drift.__doc__)(drift.drift)
+    app.add_typer(rollout.app, name="rollout", help="Start, watch and steer rollouts.")
+    app.add_typer(alerts.app, name="alerts", help="List open and recent alerts of the monitors.")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -225,7 +225,7 @@ class Gateway:
         except GatewayFailure as f:
             await protocol.send_error(send, f, [])
             return
-        s = self.stats()
+        s = self.stats(scope)
         gauges = {
             "sluice_gateway_spans_dropped_total": ("counter", "Gateway spans dropped (writer queue full or closed).",
                                                    s["spans_dropped"]),
@@ -236,6 +236,8 @@ class Gateway:
             "sluice_gateway_circuits_opened_total": ("counter", "Times an upstream's circuit opened.",
                                                      s["circuits_opened"]),
             "sluice_gateway_shed_total": ("counter", "Chat requests answered 503 at the in-flight limit.", s["shed"]),
+            "sluice_auth_rejected_total": ("counter", "Requests refused for a missing, unknown or out-of-scope key "
+                                                      "(every endpoint of this process).", s["auth_rejected"]),
         }
         text = self.metrics.render(gauges)
         ingest = protocol.app_state(scope, "ingest_counters")  # the server's OTLP ingest, when mounted in it
@@ -268,8 +270,10 @@ class Gateway:
     async def _shadow(self, job: MirrorJob) -> None:
         await run_shadow(self, job)
 
-    def stats(self) -> dict[str, int]:
+    def stats(self, scope: Any = None) -> dict[str, int]:
+        ring = self.keyring or (protocol.app_state(scope, "keyring") if scope is not None else None)
         return {"requests": self.requests, "spans_submitted": self.spans.submitted,
+                "auth_rejected": getattr(ring, "rejected", 0),
                 "spans_dropped": self.spans.dropped, "mirror_enqueued": self.mirror.enqueued,
                 "mirror_dropped": self.mirror.dropped, "mirror_completed": self.mirror.completed,
                 "mirror_failed": self.mirror.failed, "circuits_opened": self.breakers.opened,

@@ -64,6 +64,7 @@ class RequestRecord:
     started: float  # perf_counter at arrival
     deployment: str
     route: str = ""
+    arm: str = ""  # the arm routing chose (stable, canary, shadow): a canary request answered by a fallback stays canary
     release: str = ""
     release_ref: str = ""
     cohort: str = "default"
@@ -100,6 +101,7 @@ class RequestRecord:
             "sluice.release": self.release,
             "sluice.release_ref": self.release_ref,
             "sluice.route": self.route,
+            "sluice.arm": self.arm or self.route,
             "sluice.cohort": self.cohort,
             "sluice.fallback_used": self.fallback_used,
             "sluice.cache_hit": self.route == "cache",

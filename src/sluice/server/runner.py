@@ -12,12 +12,18 @@ from typing import Any, Iterator
 
 import uvicorn
 
+from sluice.server import http_limits
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+CLIENT_IDLE_S = 120  # keep-alive: longer than load balancers' and SDK pools' idle timeouts, see docs/security.md
 
 
 def config(app: Any, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:
+    """Request heads over ``http_limits.MAX_HEAD_BYTES`` get a 431 before any handler runs."""
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                          lifespan="on", timeout_graceful_shutdown=10)
+                          lifespan="on", timeout_graceful_shutdown=10, http=http_limits.protocol_class(),
+                          h11_max_incomplete_event_size=http_limits.MAX_HEAD_BYTES,
+                          timeout_keep_alive=CLIENT_IDLE_S)
 
 
 def bind(host: str, port: int) -> socket.socket:
