@@ -8,6 +8,7 @@ from sluice.cli import context
 from sluice.cli.output import print_json, table, when
 from sluice.dataset.version import export_dataset, import_dataset, load_rows, resolve_dataset
 from sluice.digest import short
+from sluice.store.records import DatasetRecord
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -41,7 +42,11 @@ def list_(
     json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Stored datasets and their versions, newest first."""
-    records = context.store().list_datasets(name)
+    server = context.remote()
+    if server is not None:  # through the running server that holds the store
+        records = [DatasetRecord(**d) for d in server.call("GET", "/api/datasets", params={"name": name})["datasets"]]
+    else:
+        records = context.store().list_datasets(name)
     if json:
         print_json([_info(r) for r in records])
         return

@@ -28,6 +28,10 @@ Knowledge base:
 Answer in the customer's language, using only the knowledge base above.
 """
 
+# What the scripted model says to a question that is not a dataset row (the README tour's request)
+DEFAULT_ANSWER = ("Refunds go back to the original payment method within 5-10 business days of approval. "
+                  "Tell me your order number and I can check the status of yours.")
+
 TOOLS = {
     "lookup_order": {"type": "object", "properties": {"order_id": {"type": "string", "pattern": "^[0-9]{5}$"}},
                      "required": ["order_id"], "additionalProperties": False},
@@ -175,6 +179,7 @@ def write_project(root: Path, versions: tuple[str, ...] = ("1.0.0", "1.2.0")) ->
         script = responses(RELEASES[version][0], rows)
         (folder / "script.jsonl").write_text(
             "".join(json.dumps({"row_id": rid} | reply, ensure_ascii=False) + "\n" for rid, reply in script.items())
+            + json.dumps({"default": True, "content": DEFAULT_ANSWER}) + "\n"  # live traffic (sluice serve)
         )
         paths[version] = folder
     return paths

@@ -8,9 +8,10 @@ ancestor in the same write that has it, else from the trace's recorded attributi
 
 The trace's attribution (``trace_attribution``, one row per trace) is the root span's, else
 that of the top-most spans seen so far. OTel exporters send children first (they end first),
-so a span that finds nothing is written with ``unattributed`` bits (1 deployment, 2 release,
+so a child that finds nothing is written with ``unattributed`` bits (1 deployment, 2 release,
 4 cohort) and the trace is marked pending; when attribution arrives later, ``fixups`` says
-which stored spans to update. A field nobody attributes ends as ``""`` (cohort ``default``).
+which stored spans to update. A field nobody attributes ends as ``""`` (cohort ``default``);
+a root never waits (it has no ancestor).
 
 ``plan`` is pure: the writer's sinks read the recorded rows, call it, and write what it says.
 """
@@ -87,10 +88,14 @@ def plan(trace_ids, span_ids, parent_ids, start_ns, deployments, releases, cohor
     bits = [0] * n
     pending: dict[str, int] = {}
     for i in range(n):
+        t, p = trace_ids[i], parent_ids[i]
+        if not p:  # a root has no ancestor to wait for: what it lacks stays empty
+            if not orig[2][i]:
+                out[2][i] = DEFAULT_COHORT
+            continue
         need = sum(1 << b for b in range(3) if not orig[b][i])
         if not need:
             continue
-        t, p = trace_ids[i], parent_ids[i]
         hops = 0
         while need and p and hops < n:  # nearest ancestor in this write that has the field
             j = index.get((t, p))

@@ -331,7 +331,7 @@ class _DuckSink:
         _cap_memory(conn)
         cols = ", ".join(SPAN_COLUMNS + ("unattributed",))
         self._insert = f"INSERT INTO spans ({cols}) SELECT {cols} FROM sluice_span_batch"
-        self._pruner = attribution_sql.Pruner()
+        self._attribution = attribution_sql.TraceAttribution("duckdb")
         self._insert_evals = f"INSERT INTO span_evals ({', '.join(EVAL_COLUMNS)}) VALUES ({', '.join('?' * len(EVAL_COLUMNS))})"
 
     def write(self, group: list[SpanBatch]) -> None:
@@ -340,7 +340,7 @@ class _DuckSink:
         self.conn.execute("BEGIN TRANSACTION")
         try:
             if count:
-                p = attribution_sql.duck_apply(self.conn, [b.columns for b in group], self._pruner)
+                p = self._attribution.apply(self.conn, [b.columns for b in group])
                 batch = {name: _column(name, [b.columns[i] for b in group], count)
                          for i, name in enumerate(SPAN_COLUMNS) if name not in _ATTRIBUTED}
                 batch.update(deployment=np.array(p.deployment, dtype=object), release=np.array(p.release, dtype=object),
@@ -391,7 +391,7 @@ class _PostgresSink:
 
         self.conn = psycopg.connect(url, autocommit=True)
         self._copy = f"COPY spans ({', '.join(SPAN_COLUMNS + ('unattributed',))}) FROM STDIN"
-        self._pruner = attribution_sql.Pruner()
+        self._attribution = attribution_sql.TraceAttribution("postgres")
         self._insert_evals = (f"INSERT INTO span_evals ({', '.join(EVAL_COLUMNS)}) "
                               f"VALUES ({', '.join(['%s'] * len(EVAL_COLUMNS))})")
 
@@ -399,7 +399,7 @@ class _PostgresSink:
         evals = [e for b in group for e in b.evals]
         with self.conn.transaction(), self.conn.cursor() as cur:
             if any(b.count for b in group):
-                p = attribution_sql.pg_apply(cur, [b.columns for b in group], self._pruner)
+                p = self._attribution.apply(cur, [b.columns for b in group])
                 columns = [attribution_sql.concat([b.columns for b in group], i) for i in range(len(SPAN_COLUMNS))]
                 for name, values in (("deployment", p.deployment), ("release", p.release), ("cohort", p.cohort)):
                     columns[SPAN_COLUMNS.index(name)] = values
