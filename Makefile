@@ -14,6 +14,10 @@ test: $(VENV)/.installed-test  ## set up and run every test (PostgreSQL tests ne
 bench: $(VENV)/.installed-test  ## run the benchmarks, results in bench/results/
 	$(BIN)/python bench/gate_bench.py
 
+.PHONY: bench-drift
+bench-drift: $(VENV)/.installed-test  ## drift detection: false alarms, each kind of shift, time per report (bench/results/drift.*)
+	$(BIN)/python bench/drift_bench.py
+
 .PHONY: bench-gateway
 LITELLM_VENV = bench/.venv-litellm
 bench-gateway: $(VENV)/.installed-test $(LITELLM_VENV)/.installed  ## gateway vs LiteLLM on loopback, results in bench/results/gateway.*
