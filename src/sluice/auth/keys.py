@@ -23,7 +23,8 @@ from sluice.errors import ConfigError, NotFoundError
 INGEST = "ingest"
 ADMIN = "admin"
 GATEWAY = "gateway"  # may call the gateway's /v1/chat/completions and /v1/models only
-SCOPES = (INGEST, ADMIN, GATEWAY)
+READ = "read"  # may view the dashboard (/ui), not act on it
+SCOPES = (INGEST, ADMIN, GATEWAY, READ)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ def serve(
     telemetry: str = typer.Option(None, "--telemetry", help="YAML file with attribution rules, prices, limits."),
     insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback bind while no API key exists."),
 ) -> None:
-    """Run the Sluice server: the gateway (/v1/chat/completions), OTLP ingest, feedback, metrics, health."""
+    """Run the Sluice server: the gateway (/v1/chat/completions), OTLP ingest, feedback, metrics, health, dashboard (/ui)."""
     from sluice.auth.keys import KeyRing
     from sluice.gateway.app import make_gateway
     from sluice.server.app import create_app
@@ -37,11 +37,12 @@ def serve(
     from sluice.audit.api import router as audit_api
     from sluice.monitor.api import router as monitor_api
     from sluice.server.catalog import router as catalog
+    from sluice.web import dashboard_router
 
     from sluice.monitor.service import MonitorService
 
     monitors = MonitorService(store, settings.monitoring)  # evaluated on a schedule; one replica at a time
     app = create_app(store, telemetry_settings(telemetry),
-                     routers=[gateway.router, catalog, audit_api, monitor_api, monitors.router])
+                     routers=[gateway.router, catalog, audit_api, monitor_api, dashboard_router(), monitors.router])
     context.console_err().print(f"sluice serving on http://{host}:{port} (store {store.url.split('@')[-1]})")
     serve_forever(app, host, port)

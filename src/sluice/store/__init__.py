@@ -18,6 +18,7 @@ __all__ = ["DEFAULT_URL", "DatasetRecord", "GateRecord", "ReleaseRecord", "RunRe
 
 def _register_migrations() -> None:
     """Import the modules that add tables, so one migration run creates the whole schema."""
+    import sluice.gate.reports_store  # noqa: F401  (full gate reports, for the dashboard)
     import sluice.gateway.schema  # noqa: F401  (gateway deployments)
     import sluice.telemetry.schema  # noqa: F401  (spans, feedback, span evals, API keys)
     import sluice.audit.schema  # noqa: F401  (audit log)

@@ -104,3 +104,23 @@ def ensure_indexes(store) -> None:
         return
     for stmt in POSTGRES_INDEXES:
         store.db.execute(stmt)
+
+
+# Inheritance of deployment/release/cohort within a trace (telemetry/attribution.py): per span,
+# which fields it is still waiting for (bits 1, 2, 4); per trace, its attribution so far.
+migration(
+    "1100_trace_attribution",
+    """
+    ALTER TABLE spans ADD COLUMN unattributed INTEGER DEFAULT 0;
+
+    CREATE TABLE trace_attribution (
+        trace_id TEXT PRIMARY KEY,
+        deployment TEXT NOT NULL,
+        release TEXT NOT NULL,
+        cohort TEXT NOT NULL,
+        from_root BOOLEAN NOT NULL,
+        pending_since {bigint},
+        updated_at {float} NOT NULL
+    );
+    """,
+)

@@ -24,6 +24,7 @@ from sluice.evals.base import Evaluator
 from sluice.gate import GatePolicy, GateResult, RunInfo, default_policy, load_policy, run_gate
 from sluice.gate.compare import EvaluatorSpec
 from sluice.gate.report import write_reports
+from sluice.gate.reports_store import put_gate_report
 from sluice.release.bundle import ReleaseBundle
 from sluice.release.registry import resolve_bundle
 from sluice.runner import run_release
@@ -108,6 +109,7 @@ def run(store: SqlStore, settings: Settings, opts: GateOptions, console: Console
                         baseline_run=binfo.run_id)
     with store.db.transaction():
         store.put_gate(record)
+        put_gate_report(store, gate_id, result)
         append_audit(store, opts.actor or local_actor(), "gate.run", gate_id, None, gate_audit(record, candidate.ref,
                                                                                           baseline.ref))
     return GateOutcome(result=result, record=record, reports=reports)
