@@ -107,7 +107,8 @@ def _release_record(store: Any, traced: str, at: float, notes: list[str]) -> Any
 
 def _gate(store: Any, digest: str, at: float, notes: list[str]) -> dict[str, Any] | None:
     """The passing gate record of this release as candidate, newest before the answer."""
-    gates = [g for g in store.list_gates(10_000) if g.candidate_digest == digest]
+    every = store.list_gates(10_000)
+    gates = [g for g in every if g.candidate_digest == digest]
     earlier = [g for g in gates if g.created_at <= at]
     chosen = next((g for g in earlier if g.verdict == "pass"), None)
     if chosen is None:
@@ -116,7 +117,7 @@ def _gate(store: Any, digest: str, at: float, notes: list[str]) -> dict[str, Any
             notes.append(f"no gate passed this release before the answer; the newest gate verdict was "
                          f"{chosen.verdict}")
         else:
-            as_baseline = [g.id for g in store.list_gates(10_000) if g.baseline_digest == digest]
+            as_baseline = [g.id for g in every if g.baseline_digest == digest]
             notes.append("no gate record has this release as candidate before the answer"
                          + (f" (it was the baseline of {', '.join(as_baseline[:3])})" if as_baseline else ""))
             return None
