@@ -116,3 +116,16 @@ def test_http_log_needs_admin_and_filters(duckdb_store):
         assert httpx.get(url + "/api/audit/log", params={"since": "yesterday"}, headers=auth).status_code == 400
         assert httpx.get(url + "/api/audit/verify", headers=auth).json() == {"ok": True, "entries": 4, "bad_seq": None,
                                                                             "reason": ""}
+
+
+def test_no_sluice_code_updates_or_deletes_the_log():
+    """DuckDB has no triggers, so the guarantee there is that no code path issues either."""
+    import re
+    from pathlib import Path
+
+    import sluice
+
+    offenders = [str(p) for p in Path(sluice.__file__).parent.rglob("*.py")
+                 if re.search(r"(UPDATE\s+audit_log|DELETE\s+FROM\s+audit_log|TRUNCATE\s+audit_log)",
+                              p.read_text(), re.I)]
+    assert offenders == []
