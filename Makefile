@@ -18,6 +18,14 @@ bench: $(VENV)/.installed-test  ## run the benchmarks, results in bench/results/
 bench-drift: $(VENV)/.installed-test  ## drift detection: false alarms, each kind of shift, time per report (bench/results/drift.*)
 	$(BIN)/python bench/drift_bench.py
 
+.PHONY: bench-gate-sim
+bench-gate-sim: $(VENV)/.installed-test  ## gate verdict rates by scenario (A/A, regressions), results in bench/results/gate_sim.*
+	$(BIN)/python bench/gate_sim.py
+
+.PHONY: bench-dashboard
+bench-dashboard: $(VENV)/.installed-test  ## dashboard page times with 10M spans (store cached in ~/.cache/sluice-bench), results in bench/results/dashboard.*
+	flock /tmp/sluice-cpu.lock nice $(BIN)/python bench/dashboard_bench.py
+
 .PHONY: bench-gateway
 LITELLM_VENV = bench/.venv-litellm
 bench-gateway: $(VENV)/.installed-test $(LITELLM_VENV)/.installed  ## gateway vs LiteLLM on loopback, results in bench/results/gateway.*
