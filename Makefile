@@ -18,6 +18,10 @@ bench: $(VENV)/.installed-test  ## run the benchmarks, results in bench/results/
 bench-rollout-e2e: $(VENV)/.installed-test  ## rollouts decided on live traffic through the real gateway, results in bench/results/rollout_e2e.*
 	flock /tmp/sluice-cpu.lock nice $(BIN)/python bench/rollout_e2e.py
 
+.PHONY: bench-drift
+bench-drift: $(VENV)/.installed-test  ## drift detection: false alarms, each kind of shift, time per report (bench/results/drift.*)
+	$(BIN)/python bench/drift_bench.py
+
 .PHONY: bench-gate-sim
 bench-gate-sim: $(VENV)/.installed-test  ## gate verdict rates by scenario (A/A, regressions), results in bench/results/gate_sim.*
 	$(BIN)/python bench/gate_sim.py

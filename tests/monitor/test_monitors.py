@@ -267,3 +267,16 @@ def test_stored_monitors_are_evaluated_and_audited(duckdb_store, monkeypatch):
     assert [m.name for m in stored_monitors(store)] == ["after-promote"]
     shadowed = settings("http://127.0.0.1:9", name="after-promote", cohort=None, notify=[], threshold=2.0)
     assert [m.threshold for m in MonitorService(store, shadowed).monitors()] == [2.0]
+
+
+def test_a_named_cohort_is_watched_alone(duckdb_store):
+    write_requests(duckdb_store, NOW - 60, 20, cohort="enterprise", errors=10)
+    write_requests(duckdb_store, NOW - 60, 200, cohort="free")  # would dilute the rate to 5 %
+    cfg = MonitoringSettings.model_validate({"monitors": [{
+        "name": "ent", "deployment": "support", "cohort": "enterprise", "metric": "error_rate",
+        "threshold": 0.2, "min_requests": 10}]})
+    svc = MonitorService(duckdb_store, cfg)
+    [event] = svc.tick(NOW)
+    assert (event["cohort"], event["value"], event["requests"]) == ("enterprise", 0.5, 20)
+    assert svc.tick(NOW + 1) == []
+    assert [(a.cohort, a.status) for a in list_alerts(duckdb_store, now=NOW)] == [("enterprise", "open")]

@@ -14,7 +14,6 @@ and the client retries elsewhere or later (``retry-after`` whole seconds, ``retr
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import deque
 from typing import Iterable
 

@@ -81,6 +81,9 @@ class MonitorService:
                 start = int((now - m.window_s - m.baseline.window_s) * 1e9)
                 baseline = measure(self.store, m.metric, m.deployment, start, since_ns, cohort=cohort,
                                    per_cohort=per_cohort, release=release)
+        if cohort is not None:  # one named cohort: its alerts are keyed by its name
+            current = {cohort: v for v in current.values()}
+            baseline = {cohort: v for v in baseline.values()}
         opened = alert_store.open_alerts(self.store, m.name)
         keys = set(current) | set(opened) | ({m.cohort or ALL} if not per_cohort else set())
         events = []
