@@ -155,3 +155,21 @@ def test_unknown_gate_and_deployment_are_404_pages(tab):
     assert "no gate" in tab.page.locator("#message").inner_text()
     assert tab.open("/ui/deployments/nope").status == 404
     assert "no deployment 'nope'" in tab.page.locator("#message").inner_text()
+
+
+def test_audit_pages(tab, seeded):
+    assert tab.open("/ui/audit").status == 200
+    assert "Audit" in tab.page.locator("header nav").inner_text()
+    trace = next(t for t, (route, _) in seeded.traces.items() if route == "canary")
+    assert tab.open(f"/ui/audit/{trace}").status == 200
+    answer = tab.page.locator("#audit-answer").inner_text()
+    assert "canary" in answer and seeded.releases["chat@2.0"] in answer
+    assert tab.errors == []
+    assert tab.open("/ui/audit/" + "e" * 32).status == 404
+    assert "nothing to audit" in tab.page.locator("#message").inner_text()
+
+
+def test_trace_link_time_hint_is_only_a_hint(tab, seeded):
+    trace = sorted(seeded.traces)[0]
+    assert tab.open(f"/ui/traces/{trace}?t=1").status == 200  # a wrong hint: found by the full lookup
+    assert tab.page.locator("#span-tree .span").count() >= 1

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from sluice.web import pages_catalog, pages_live
+from sluice.web import pages_audit, pages_catalog, pages_live
 from sluice.web.access import COOKIE, check_login
 from sluice.web.render import page
 from sluice.web.views import read_form
@@ -46,8 +46,12 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+EXTRA_PAGES: list[tuple[str, str]] = []  # (path, label) of the optional pages mounted
+
+
 @asynccontextmanager
 async def _lifespan(app: Any):
+    app.state.ui_nav_extra = tuple(EXTRA_PAGES)
     try:
         yield
     finally:
@@ -98,4 +102,8 @@ def dashboard_router() -> APIRouter:
 
     pages_live.mount(router)
     pages_catalog.mount(router)
+    if pages_audit.available():
+        pages_audit.mount(router)
+        if ("/ui/audit", "Audit") not in EXTRA_PAGES:
+            EXTRA_PAGES.append(("/ui/audit", "Audit"))
     return router
