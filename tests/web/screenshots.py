@@ -91,7 +91,7 @@ def main(out: Path) -> None:
                     if charts:
                         page.wait_for_function(f"document.querySelectorAll('[data-ready]').length >= {charts}")
                     suffix = "" if scheme == "light" else "-dark"
-                    page.screenshot(path=str(out / f"dashboard-{name}{suffix}.png"), full_page=name != "gate",
+                    page.screenshot(path=str(out / f"dashboard-{name}{suffix}.png"), full_page=name in ("deployment", "deployments"),
                                     clip=None)
                     print(out / f"dashboard-{name}{suffix}.png")
                 page.close()

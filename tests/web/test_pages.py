@@ -64,7 +64,7 @@ def test_deployment_page_counts_feedback_and_evaluator_fails(tab, seeded):
     for route in seeded.routes:
         downs = sum(1 for t in seeded.thumbs_down if seeded.traces[t][0] == route)
         cells = _row_cells(tab, "#by-arm", route=route)
-        assert f"({downs} 👎 / 0 👍)" in cells[7], cells
+        assert f"({downs} down / 0 up)" in cells[7], cells
         judged = sum(1 for t in seeded.evaluated if seeded.traces[t][0] == route)
         failed = sum(1 for t in seeded.failed_evals if seeded.traces[t][0] == route)
         assert cells[6] == f"{failed / judged * 100:.1f}% of {judged}", cells
