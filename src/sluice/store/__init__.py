@@ -23,6 +23,9 @@ def _register_migrations() -> None:
     import sluice.web.trace_dims  # noqa: F401  (the dashboard's trace dimensions)
     import sluice.telemetry.schema  # noqa: F401  (spans, feedback, span evals, API keys)
     import sluice.audit.schema  # noqa: F401  (audit log)
+    import sluice.rollout.store  # noqa: F401  (rollouts, their event log, webhook outbox, controller lease)
+    import sluice.monitor.alerts  # noqa: F401  (alerts)
+    import sluice.monitor.stored  # noqa: F401  (monitors added at run time)
 
 
 def open_store(url: str = DEFAULT_URL, *, migrate: bool = True) -> SqlStore:
