@@ -173,3 +173,38 @@ def test_trace_link_time_hint_is_only_a_hint(tab, seeded):
     trace = sorted(seeded.traces)[0]
     assert tab.open(f"/ui/traces/{trace}?t=1").status == 200  # a wrong hint: found by the full lookup
     assert tab.page.locator("#span-tree .span").count() >= 1
+
+
+def test_rollout_page_shows_timeline_comparison_and_log(tab, seeded):
+    assert tab.open("/ui/rollouts").status == 200
+    assert seeded.rollout in tab.page.locator("#rollouts").inner_text()
+    assert tab.open(f"/ui/rollouts/{seeded.rollout}").status == 200
+    assert tab.page.locator("#timeline tr").count() == 3  # header + two steps
+    assert "current" in tab.page.locator("#timeline").inner_text()
+    assert "forced_start" in tab.page.locator("#decisions").inner_text()
+    charts = tab.page.locator("[data-chart]")
+    assert charts.count() == 4  # error rate and p99 for each of the two cohorts
+    for i in range(charts.count()):
+        charts.nth(i).locator("canvas").wait_for()
+    spec = json.loads(tab.page.locator("#chart-err-1-data").text_content())
+    labels = [s["label"] for s in spec["series"]]
+    assert labels == ["stable", "stable 95% low", "stable 95% high", "canary", "canary 95% low", "canary 95% high"]
+    assert tab.errors == []
+
+
+def test_clicking_pause_pauses_the_rollout(tab, seeded):
+    tab.open(f"/ui/rollouts/{seeded.rollout}")
+    assert tab.page.locator("#rollout-status").inner_text() == "running"
+    dialogs: list[str] = []
+    tab.page.once("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    tab.page.locator("#action-pause").click()  # dismissed: nothing happens
+    assert dialogs and "Pause rollout" in dialogs[0]
+    assert seeded.store.db.query_one("SELECT status FROM rollouts WHERE id = ?", [seeded.rollout])[0] == "running"
+    tab.page.once("dialog", lambda d: d.accept())
+    tab.page.locator('#rollout-actions input[name="reason"]').first.fill("looks odd")
+    with tab.page.expect_navigation():
+        tab.page.locator("#action-pause").click()
+    assert tab.page.locator("#rollout-status").inner_text() == "paused"
+    assert seeded.store.db.query_one("SELECT status FROM rollouts WHERE id = ?", [seeded.rollout])[0] == "paused"
+    assert "looks odd" in tab.page.locator("#decisions").inner_text()
+    assert tab.page.locator("#action-resume").count() == 1
