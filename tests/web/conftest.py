@@ -12,7 +12,7 @@ import shutil
 from contextlib import ExitStack
 
 import pytest
-from web_seed import Seeded, build_demo_store, gateway_app, make_release, seed_traffic
+from web_seed import Seeded, build_demo_store, gateway_app, make_release, seed_traffic, start_rollout
 
 from sluice.server.runner import running
 from sluice.store import open_store
@@ -39,6 +39,7 @@ def seeded(tmp_path_factory):
         s = Seeded(url=url, store=store, fail_gate=gates["fail"], pass_gate=gates["pass"],
                    releases={"chat@1.0": stable, "chat@2.0": canary})
         seed_traffic(s)
+        s.rollout = start_rollout(app)
         yield s
 
 

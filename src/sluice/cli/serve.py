@@ -49,7 +49,7 @@ def serve(
     rollouts = RolloutService(store, settings.rollout, reload=gateway.reload)
     monitors = MonitorService(store, settings.monitoring)  # evaluated on a schedule; one replica at a time
     routers = [gateway.router, catalog, make_router(rollouts), audit_api, monitor_api, monitors.router,
-               dashboard_router()]
+               dashboard_router(rollouts)]
     app = create_app(store, telemetry_settings(telemetry), routers=routers)
     err = context.console_err()
     for var, where in missing_key_variables(gateway.deployments):
