@@ -22,18 +22,19 @@ def test_rate_limit_spaces_requests(mem_store):
     with scripted_upstream() as url:
         run(release(url), rows(12), mem_store, concurrency=8, rate_limits={url: 20})
         times = sorted(e["t"] for e in url.stats()["log"])
-    # 20 rps = one request per 50 ms: 12 requests need >= 11 intervals; without the limit all
-    # 12 arrive within a few milliseconds
-    assert times[-1] - times[0] >= 11 * 0.05 * 0.9
+    # 20 rps = one request per 50 ms: 12 requests need 11 intervals (0.55 s); without the limit all
+    # 12 arrive within a few milliseconds. The bounds leave room for a loaded machine delaying the
+    # first request or bunching a few, and still fail for an unpaced run by a wide margin.
+    assert times[-1] - times[0] >= 0.3
     most_in_100ms = max(sum(1 for u in times if t <= u < t + 0.1) for t in times)
-    assert most_in_100ms <= 3
+    assert most_in_100ms <= 6
 
 
 def test_rate_limit_by_provider_name_applies_to_its_models_only(mem_store):
     with scripted_upstream() as url:
         run(release(url), rows(6), mem_store, concurrency=6, rate_limits={"scripted": 1})
         times = sorted(e["t"] for e in url.stats()["log"])
-    assert times[-1] - times[0] < 0.5  # an "openai" model is not paced by a "scripted" limit
+    assert times[-1] - times[0] < 3.0  # not paced by a "scripted" limit of 1 rps (that takes >= 5 s)
 
 
 def test_results_are_written_in_batches_not_per_row(mem_store):

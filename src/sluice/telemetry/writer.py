@@ -401,8 +401,8 @@ class _PostgresSink:
             if any(b.count for b in group):
                 p = self._attribution.apply(cur, [b.columns for b in group])
                 columns = [attribution_sql.concat([b.columns for b in group], i) for i in range(len(SPAN_COLUMNS))]
-                for name, values in (("deployment", p.deployment), ("release", p.release), ("cohort", p.cohort)):
-                    columns[SPAN_COLUMNS.index(name)] = values
+                for name, fixed in (("deployment", p.deployment), ("release", p.release), ("cohort", p.cohort)):
+                    columns[SPAN_COLUMNS.index(name)] = fixed
                 columns.append(p.unattributed)
                 with cur.copy(self._copy) as copy:
                     for r in zip(*columns):
