@@ -24,12 +24,15 @@ def authorize(ring: Any, scope, headers: dict[str, str], scopes: frozenset[str] 
         return None
     token = protocol.bearer(headers)
     if token is None:
+        ring.rejected += 1
         raise GatewayFailure(401, "missing API key (Authorization: Bearer <key>)", "invalid_request_error",
                              "missing_api_key")
     key = ring.verify(token)
     if key is None:
+        ring.rejected += 1
         raise GatewayFailure(401, "invalid or revoked API key", "invalid_request_error", "invalid_api_key")
     if key.scope not in scopes:
+        ring.rejected += 1
         wanted = " or ".join(sorted(scopes))
         raise GatewayFailure(403, f"a key with scope '{key.scope}' cannot use this endpoint (needs {wanted})",
                              "invalid_request_error", "scope_forbidden")

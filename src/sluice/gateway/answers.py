@@ -12,6 +12,7 @@ from sluice.gateway.execute import Candidate, Trail
 from sluice.gateway.routing import CACHE, FALLBACK
 from sluice.gateway.semantic_cache import Lookup, replay_completion, replay_events
 from sluice.gateway.spans import RequestRecord
+from sluice.redaction import redact
 
 
 def answered(rec: RequestRecord, cand: Candidate, data: dict[str, Any], capture_chars: int) -> None:
@@ -26,7 +27,7 @@ def answered(rec: RequestRecord, cand: Candidate, data: dict[str, Any], capture_
         rec.cost = cand.release.price(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
     if capture_chars and "choices" in data:
         msg = (data["choices"][0] or {}).get("message") or {}
-        rec.output_text = text(msg.get("content") or "", capture_chars)
+        rec.output_text = redact(text(msg.get("content") or "", capture_chars))
 
 
 def apply_trail(rec: RequestRecord, trail: Trail) -> None:

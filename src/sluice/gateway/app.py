@@ -23,6 +23,7 @@ from fastapi import APIRouter
 from starlette.routing import Route
 
 from sluice.gateway import access, admin_api, deployment_store, dispatch, follow, metrics, protocol
+from sluice.gateway import openai_surface as surface
 from sluice.gateway.access import ADMIN_ONLY, GATEWAY_SCOPES
 from sluice.gateway.answers import models_body
 from sluice.gateway.breaker import Breakers
@@ -147,6 +148,7 @@ class Gateway:
         router.fast_paths = {("POST", "/v1/chat/completions"): self.chat, ("GET", "/v1/models"): self.models}
         router.routes.append(Route("/v1/chat/completions", _Endpoint(self.chat), methods=["POST"]))
         router.routes.append(Route("/v1/models", _Endpoint(self.models), methods=["GET"]))
+        router.routes.append(Route("/v1/models/{model:path}", _Endpoint(self.model), methods=["GET"]))
         router.routes.append(Route("/metrics", _Endpoint(self.prometheus), methods=["GET"]))
         router.routes.append(Route("/api/deployments", _Endpoint(self._admin(admin_api.list_deployments)),
                                    methods=["GET"]))
@@ -156,6 +158,8 @@ class Gateway:
                                    methods=["PUT"]))
         router.routes.append(Route("/api/deployments/{name}", _Endpoint(self._admin(admin_api.delete_deployment)),
                                    methods=["DELETE"]))
+        # last: any other /v1 route gets an OpenAI-shaped 404 (the server's /v1/traces matches first)
+        router.routes.append(Route("/v1/{rest:path}", _Endpoint(self.unsupported)))
         return router
 
     def _admin(self, handler):
@@ -181,6 +185,10 @@ class Gateway:
             await self.models(scope, receive, send)
         elif path == "/metrics" and method == "GET":
             await self.prometheus(scope, receive, send)
+        elif path.startswith(surface.MODELS_PREFIX) and method == "GET":
+            await self.model(scope, receive, send)
+        elif path.startswith("/v1/"):
+            await self.unsupported(scope, receive, send)
         else:
             await protocol.send_error(send, GatewayFailure(404, f"no route {method} {path}", "invalid_request_error",
                                                            "not_found"), [])
@@ -194,6 +202,22 @@ class Gateway:
             return
         await protocol.send_json(send, 200, self._models_body, [])
 
+    async def model(self, scope, receive, send) -> None:
+        """``GET /v1/models/{model}``: the deployment as an OpenAI ``model`` object, or a 404."""
+        model_id = scope["path"][len(surface.MODELS_PREFIX):]
+        try:
+            self._authorize(scope, protocol.headers_of(scope))
+            body = surface.model_body(self.deployments, model_id)
+            if body is None:
+                raise surface.unknown_model(self.deployments, model_id)
+        except GatewayFailure as f:
+            await protocol.send_error(send, f, [])
+            return
+        await protocol.send_json(send, 200, body, [])
+
+    async def unsupported(self, scope, receive, send) -> None:
+        await protocol.send_error(send, surface.unsupported(scope["method"], scope["path"]), [])
+
     async def prometheus(self, scope, receive, send) -> None:
         """``GET /metrics``: Prometheus text; an admin key once keys exist."""
         try:
@@ -201,7 +225,7 @@ class Gateway:
         except GatewayFailure as f:
             await protocol.send_error(send, f, [])
             return
-        s = self.stats()
+        s = self.stats(scope)
         gauges = {
             "sluice_gateway_spans_dropped_total": ("counter", "Gateway spans dropped (writer queue full or closed).",
                                                    s["spans_dropped"]),
@@ -212,8 +236,14 @@ class Gateway:
             "sluice_gateway_circuits_opened_total": ("counter", "Times an upstream's circuit opened.",
                                                      s["circuits_opened"]),
             "sluice_gateway_shed_total": ("counter", "Chat requests answered 503 at the in-flight limit.", s["shed"]),
+            "sluice_auth_rejected_total": ("counter", "Requests refused for a missing, unknown or out-of-scope key "
+                                                      "(every endpoint of this process).", s["auth_rejected"]),
         }
-        await protocol.send_body(send, 200, self.metrics.render(gauges), metrics.CONTENT_TYPE, [])
+        text = self.metrics.render(gauges)
+        ingest = protocol.app_state(scope, "ingest_counters")  # the server's OTLP ingest, when mounted in it
+        if ingest is not None:
+            text += ingest.render(protocol.app_state(scope, "writer"))
+        await protocol.send_body(send, 200, text, metrics.CONTENT_TYPE, [])
 
     @property
     def in_flight(self) -> int:
@@ -240,8 +270,10 @@ class Gateway:
     async def _shadow(self, job: MirrorJob) -> None:
         await run_shadow(self, job)
 
-    def stats(self) -> dict[str, int]:
+    def stats(self, scope: Any = None) -> dict[str, int]:
+        ring = self.keyring or (protocol.app_state(scope, "keyring") if scope is not None else None)
         return {"requests": self.requests, "spans_submitted": self.spans.submitted,
+                "auth_rejected": getattr(ring, "rejected", 0),
                 "spans_dropped": self.spans.dropped, "mirror_enqueued": self.mirror.enqueued,
                 "mirror_dropped": self.mirror.dropped, "mirror_completed": self.mirror.completed,
                 "mirror_failed": self.mirror.failed, "circuits_opened": self.breakers.opened,

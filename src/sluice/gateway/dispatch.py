@@ -6,6 +6,7 @@ got this far leaves one span and one metrics observation."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -19,11 +20,14 @@ from sluice.gateway.releases import PreparedRelease
 from sluice.gateway.resolved import ResolvedDeployment, chain_of
 from sluice.gateway.routing import CANARY, choose_arm, mirror_this
 from sluice.gateway.semantic_cache import Lookup, answer_of
-from sluice.gateway.spans import RequestRecord, new_span_id, new_trace_id, now_ns, parse_traceparent
+from sluice.gateway.spans import (UNKNOWN_DEPLOYMENT, RequestRecord, new_span_id, new_trace_id, now_ns,
+                                  parse_traceparent)
 from sluice.gateway.streaming import serve_stream
 from sluice.gateway.upstream import complete
+from sluice.redaction import redact
 
 PIN_HEADER = "x-sluice-release"
+log = logging.getLogger("sluice.gateway")
 
 
 async def chat(gw: Any, scope, receive, send) -> None:
@@ -35,15 +39,18 @@ async def chat(gw: Any, scope, receive, send) -> None:
                         started=started, deployment="")
     trace_header = [(b"x-sluice-trace-id", trace_id.encode())]
     capture = gw.settings.capture_content_chars
+    authorized = False  # a request refused at the door writes no span (anonymous clients write no rows)
     try:
         key = gw._authorize(scope, headers)
+        authorized = True
         raw = await protocol.read_body(receive, headers, gw.settings.max_body_bytes)
         rec.input_text = text(raw, capture)
         body = protocol.parse_request(raw)
         rec.deployment = body["model"][:200]
         rec.stream = bool(body.get("stream"))
         dep = gw.deployments.get(body["model"])
-        if dep is None:
+        if dep is None:  # labelled as in Prometheus; the name asked for stays in the span
+            rec.extra["sluice.requested_model"], rec.deployment = rec.deployment, UNKNOWN_DEPLOYMENT
             raise GatewayFailure(404, f"The model '{body['model'][:200]}' does not exist: it is not a deployment "
                                  f"of this gateway (GET /v1/models lists them)", "invalid_request_error",
                                  "model_not_found")
@@ -66,15 +73,25 @@ async def chat(gw: Any, scope, receive, send) -> None:
         else:
             await complete_once(gw, send, body, chain, deadline, rec, routed, lookup)
     except GatewayFailure as f:
-        rec.status, rec.error_type, rec.error_message, rec.http_status = "error", f.kind, f.message, f.status
+        rec.status, rec.error_type, rec.error_message, rec.http_status = "error", f.kind, f.detail, f.status
         extra = trace_header + ([(b"x-sluice-release", rec.release.encode()), (b"x-sluice-route", rec.route.encode())]
                                 if rec.release else [])
         await protocol.send_error(send, f, extra)
     except protocol.ClientGone:
         rec.status, rec.error_type, rec.http_status = "error", "client_disconnected", 499
+    except Exception as e:  # noqa: BLE001 - a bug or an answer nobody foresaw: an error on the span and in metrics
+        log.exception("gateway: unexpected error on a chat request")
+        rec.status, rec.error_type, rec.http_status = "error", "internal_error", 500
+        rec.error_message = redact(f"internal error ({type(e).__name__}): {e}")[:500]
+        try:
+            await protocol.send_error(send, GatewayFailure(500, f"internal error ({type(e).__name__})", "server_error",
+                                                           "internal_error"), trace_header)
+        except Exception:  # noqa: BLE001 - the answer had started: the server closes the connection
+            pass
     finally:
         gw.metrics.observe(rec, time.perf_counter() - started)
-        gw.spans.submit(rec, protocol.app_state(scope, "writer"))
+        if authorized:
+            gw.spans.submit(rec, protocol.app_state(scope, "writer"))
 
 
 def route(dep: ResolvedDeployment, ident, pin: str | None, key: Any, rec: RequestRecord) -> list[Candidate]:
@@ -86,13 +103,13 @@ def route(dep: ResolvedDeployment, ident, pin: str | None, key: Any, rec: Reques
         for arm, release in dep.releases():
             if pin_matches(pin, release):
                 rec.pinned = True
-                rec.route, rec.release, rec.release_ref = arm, release.digest, release.ref
+                rec.route, rec.arm, rec.release, rec.release_ref = arm, arm, release.digest, release.ref
                 return chain_of(release, arm)
         raise GatewayFailure(400, f"{PIN_HEADER}: '{pin[:100]}' is none of deployment {dep.name}'s releases",
                              "invalid_request_error", "unknown_release")
     arm = choose_arm(dep.name, dep.config, ident)
     release = dep.canary if arm == CANARY else dep.stable
-    rec.route, rec.release, rec.release_ref = arm, release.digest, release.ref
+    rec.route, rec.arm, rec.release, rec.release_ref = arm, arm, release.digest, release.ref
     return dep.canary_chain if arm == CANARY else dep.stable_chain
 
 

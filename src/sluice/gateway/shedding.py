@@ -9,6 +9,7 @@ from __future__ import annotations
 import orjson
 
 from sluice.gateway.config import GatewaySettings
+from sluice.gateway.protocol import retry_after_headers
 
 
 class Shedder:
@@ -21,8 +22,7 @@ class Shedder:
         self._body = orjson.dumps({"error": {
             "message": f"the gateway is at its limit of {settings.max_in_flight} requests in flight; retry later",
             "type": "server_error", "param": None, "code": "overloaded"}})
-        self._headers = [(b"content-type", b"application/json"),
-                         (b"retry-after", str(max(1, round(settings.shed_retry_after_s))).encode()),
+        self._headers = [(b"content-type", b"application/json"), *retry_after_headers(settings.shed_retry_after_s),
                          (b"x-should-retry", b"true")]
 
     def admit(self) -> bool:
