@@ -104,7 +104,9 @@ class Controller:
         if not rs.acquire_lease(self.store, LEASE, self.holder, self.settings.lease_ttl_s, now=now):
             return []
         out = []
-        for ro in rs.list_rollouts(self.store, status=("running",), limit=1000):
+        for k, ro in enumerate(rs.list_rollouts(self.store, status=("running",), limit=1000)):
+            if k and not rs.acquire_lease(self.store, LEASE, self.holder, self.settings.lease_ttl_s, now=now):
+                break  # renewed before each rollout: a replica that lost the lease stops acting at once
             try:
                 d = self.look(ro, now)
             except Exception:  # noqa: BLE001 - the other rollouts still get their look

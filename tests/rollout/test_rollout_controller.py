@@ -216,3 +216,14 @@ def test_put_giving_canary_weight_is_gated_and_forcing_is_logged(store, tmp_path
     gate(store, cand, stable)
     actions.check_put(store, "d", dep, force=False, reason=None, actor="key:ops")  # gated: allowed
     assert len(rs.events(store, "deployment:d")) == 1
+
+
+def test_no_traffic_never_advances_and_holds_at_max_duration(store, tmp_path):
+    cand, stable = project(store, tmp_path)
+    gate(store, cand, stable)
+    ro = _start(store, _plan(max_duration="10m"))
+    c = Controller(store, SETTINGS)
+    assert c.tick(now=T0 + 300)[0][1].action == "continue"  # idle canary: no data, no advance
+    [(_, d)] = c.tick(now=T0 + 601)
+    assert d.action == "hold" and "maximum duration" in d.reason
+    assert rs.get(store, ro.id).status == "held" and _dep(store).canary.weight_bp == 1000
