@@ -63,7 +63,8 @@ def test_changes_are_recorded_with_their_actor(store, tmp_path, upstream):
     make_gateway(settings, store)  # unchanged file: nothing new to record
     auth = {"authorization": f"Bearer {admin}"}
     with serving(store, settings) as (url, gw):
-        r = httpx.put(url + "/api/deployments/d", headers=auth,
+        r = httpx.put(url + "/api/deployments/d", headers=auth,  # no gate stored: forced, with a reason
+                      params={"force": "true", "reason": "audit test"},
                       json={"stable": stable, "canary": {"release": canary, "weight_bp": 500}})
         assert r.status_code == 200, r.text
         assert httpx.delete(url + "/api/deployments/d", headers=auth).status_code == 200

@@ -7,19 +7,32 @@ import html
 import httpx
 import pytest
 
-from sluice.auth.keys import create_key
+from sluice.auth import keys
 from sluice.server.app import create_app
 from sluice.server.runner import running
 from sluice.web import dashboard_router
 from sluice.web.access import COOKIE
 
 
+_RINGS: list = []
+
+
+def create_key(store, name: str, scope: str):
+    """Create a key and let the running server's key snapshot see it at once (it re-reads within a
+    second by itself; the tests should not wait for that)."""
+    made = keys.create_key(store, name, scope)
+    for ring in _RINGS:
+        ring.refresh()
+    return made
+
+
 @pytest.fixture
 def server(duckdb_store):
     app = create_app(duckdb_store, routers=[dashboard_router()])
-    app.state.keyring.ttl_s = 0  # see key changes at once
+    _RINGS[:] = [app.state.keyring]
     with running(app) as url:
         yield url, duckdb_store
+    _RINGS.clear()
 
 
 def test_open_while_no_key_exists(server):

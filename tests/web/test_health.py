@@ -8,6 +8,7 @@ from sluice.evals.result import EvalResult
 from sluice.telemetry.feedback import Feedback, record_feedback, record_online_eval
 from sluice.telemetry.schema import SPAN_COLUMNS
 from sluice.web.health import arm_series, arm_table, window
+from sluice.web.trace_dims import TraceDims
 
 NOW = 1_800_000_000_000_000_000
 MIN = 60 * 1_000_000_000
@@ -48,6 +49,7 @@ def filled(store):
     record_feedback(store, Feedback(trace_id=_tid(5), kind="thumbs_up"))
     for i in range(0, 60, 3):
         record_online_eval(store, _tid(i), EvalResult(score=0.0, passed=i % 2 == 0, evaluator="g", version="1"))
+    TraceDims(store).refresh()
     return store
 
 
@@ -86,3 +88,14 @@ def test_series_are_aligned_on_the_buckets(filled):
 
 def test_nothing_outside_the_window(filled):
     assert arm_table(filled, window("1h", NOW - 3 * 24 * 60 * MIN), ("route",), deployment="d") == {}
+
+
+def test_trace_dims_are_incremental_and_pick_up_late_traces(store):
+    dims = TraceDims(store)
+    record_feedback(store, Feedback(trace_id=_tid(7), kind="thumbs_down"))  # before its trace arrives
+    assert dims.refresh() == 0
+    _insert(store, [dict(trace_id=_tid(7), span_id="a" * 16, start_ns=NOW - 5 * MIN, route="canary")])
+    assert dims.refresh() == 1  # within the grace hour: looked up again, found now
+    assert dims.refresh() == 0  # and not added twice
+    got = arm_table(store, window("1h", NOW), ("route",), deployment="d")
+    assert got[("canary",)]["negative_feedback"] == 1 and got[("canary",)]["negative_feedback_rate"] == 1.0

@@ -33,7 +33,8 @@ def audit_trace(store: Any, trace_id: str) -> dict[str, Any]:
     notes = report["notes"]
     if not spans:
         notes.append(f"no spans stored for trace {tid}" + (" (feedback exists: its trace has not arrived)"
-                                                              if trace["feedback"] else ""))
+                                                              if trace["feedback"] else
+                                                              " (a trace served a moment ago may not be written yet)"))
         return report
     answer = _answer_span(spans)
     report["answer"] = _answer(answer)

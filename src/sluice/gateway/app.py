@@ -23,6 +23,7 @@ from fastapi import APIRouter
 from starlette.routing import Route
 
 from sluice.gateway import access, admin_api, deployment_store, dispatch, follow, metrics, protocol
+from sluice.gateway import openai_surface as surface
 from sluice.gateway.access import ADMIN_ONLY, GATEWAY_SCOPES
 from sluice.gateway.answers import models_body
 from sluice.gateway.breaker import Breakers
@@ -149,6 +150,7 @@ class Gateway:
         router.fast_paths = {("POST", "/v1/chat/completions"): self.chat, ("GET", "/v1/models"): self.models}
         router.routes.append(Route("/v1/chat/completions", _Endpoint(self.chat), methods=["POST"]))
         router.routes.append(Route("/v1/models", _Endpoint(self.models), methods=["GET"]))
+        router.routes.append(Route("/v1/models/{model:path}", _Endpoint(self.model), methods=["GET"]))
         router.routes.append(Route("/metrics", _Endpoint(self.prometheus), methods=["GET"]))
         router.routes.append(Route("/api/deployments", _Endpoint(self._admin(admin_api.list_deployments)),
                                    methods=["GET"]))
@@ -158,6 +160,8 @@ class Gateway:
                                    methods=["PUT"]))
         router.routes.append(Route("/api/deployments/{name}", _Endpoint(self._admin(admin_api.delete_deployment)),
                                    methods=["DELETE"]))
+        # last: any other /v1 route gets an OpenAI-shaped 404 (the server's /v1/traces matches first)
+        router.routes.append(Route("/v1/{rest:path}", _Endpoint(self.unsupported)))
         return router
 
     def _admin(self, handler):
@@ -183,6 +187,10 @@ class Gateway:
             await self.models(scope, receive, send)
         elif path == "/metrics" and method == "GET":
             await self.prometheus(scope, receive, send)
+        elif path.startswith(surface.MODELS_PREFIX) and method == "GET":
+            await self.model(scope, receive, send)
+        elif path.startswith("/v1/"):
+            await self.unsupported(scope, receive, send)
         else:
             await protocol.send_error(send, GatewayFailure(404, f"no route {method} {path}", "invalid_request_error",
                                                            "not_found"), [])
@@ -195,6 +203,22 @@ class Gateway:
             await protocol.send_error(send, f, [])
             return
         await protocol.send_json(send, 200, self._models_body, [])
+
+    async def model(self, scope, receive, send) -> None:
+        """``GET /v1/models/{model}``: the deployment as an OpenAI ``model`` object, or a 404."""
+        model_id = scope["path"][len(surface.MODELS_PREFIX):]
+        try:
+            self._authorize(scope, protocol.headers_of(scope))
+            body = surface.model_body(self.deployments, model_id)
+            if body is None:
+                raise surface.unknown_model(self.deployments, model_id)
+        except GatewayFailure as f:
+            await protocol.send_error(send, f, [])
+            return
+        await protocol.send_json(send, 200, body, [])
+
+    async def unsupported(self, scope, receive, send) -> None:
+        await protocol.send_error(send, surface.unsupported(scope["method"], scope["path"]), [])
 
     async def prometheus(self, scope, receive, send) -> None:
         """``GET /metrics``: Prometheus text; an admin key once keys exist."""
@@ -220,7 +244,11 @@ class Gateway:
             "sluice_auth_rejected_total": ("counter", "Requests refused for a missing, unknown or out-of-scope key "
                                                       "(every endpoint of this process).", s["auth_rejected"]),
         }
-        await protocol.send_body(send, 200, self.metrics.render(gauges), metrics.CONTENT_TYPE, [])
+        text = self.metrics.render(gauges)
+        ingest = protocol.app_state(scope, "ingest_counters")  # the server's OTLP ingest, when mounted in it
+        if ingest is not None:
+            text += ingest.render(protocol.app_state(scope, "writer"))
+        await protocol.send_body(send, 200, text, metrics.CONTENT_TYPE, [])
 
     @property
     def in_flight(self) -> int:

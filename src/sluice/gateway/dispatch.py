@@ -20,7 +20,8 @@ from sluice.gateway.releases import PreparedRelease
 from sluice.gateway.resolved import ResolvedDeployment, chain_of
 from sluice.gateway.routing import CANARY, choose_arm, mirror_this
 from sluice.gateway.semantic_cache import Lookup, answer_of
-from sluice.gateway.spans import RequestRecord, new_span_id, new_trace_id, now_ns, parse_traceparent
+from sluice.gateway.spans import (UNKNOWN_DEPLOYMENT, RequestRecord, new_span_id, new_trace_id, now_ns,
+                                  parse_traceparent)
 from sluice.gateway.streaming import serve_stream
 from sluice.gateway.upstream import complete
 from sluice.redaction import redact
@@ -48,7 +49,8 @@ async def chat(gw: Any, scope, receive, send) -> None:
         rec.deployment = body["model"][:200]
         rec.stream = bool(body.get("stream"))
         dep = gw.deployments.get(body["model"])
-        if dep is None:
+        if dep is None:  # labelled as in Prometheus; the name asked for stays in the span
+            rec.extra["sluice.requested_model"], rec.deployment = rec.deployment, UNKNOWN_DEPLOYMENT
             raise GatewayFailure(404, f"The model '{body['model'][:200]}' does not exist: it is not a deployment "
                                  f"of this gateway (GET /v1/models lists them)", "invalid_request_error",
                                  "model_not_found")
@@ -101,13 +103,13 @@ def route(dep: ResolvedDeployment, ident, pin: str | None, key: Any, rec: Reques
         for arm, release in dep.releases():
             if pin_matches(pin, release):
                 rec.pinned = True
-                rec.route, rec.release, rec.release_ref = arm, release.digest, release.ref
+                rec.route, rec.arm, rec.release, rec.release_ref = arm, arm, release.digest, release.ref
                 return chain_of(release, arm)
         raise GatewayFailure(400, f"{PIN_HEADER}: '{pin[:100]}' is none of deployment {dep.name}'s releases",
                              "invalid_request_error", "unknown_release")
     arm = choose_arm(dep.name, dep.config, ident)
     release = dep.canary if arm == CANARY else dep.stable
-    rec.route, rec.release, rec.release_ref = arm, release.digest, release.ref
+    rec.route, rec.arm, rec.release, rec.release_ref = arm, arm, release.digest, release.ref
     return dep.canary_chain if arm == CANARY else dep.stable_chain
 
 

@@ -152,7 +152,7 @@ async def run_with_fallbacks(candidates: list[Candidate], attempt: Attempt, sett
             except ConfigError as e:  # e.g. the API key's environment variable is not set
                 trail.attempts += 1
                 trail.errors.append(f"{cand.target.model}: config")
-                raise GatewayFailure(500, f"gateway misconfigured: {e.message}", "server_error",
+                raise GatewayFailure(503, f"gateway misconfigured: {e}", "server_error",
                                      "gateway_config") from None
             trail.upstream_s += time.perf_counter() - started
             trail.attempts += 1

@@ -23,7 +23,7 @@ from sluice.gateway.upstream import complete
 async def run_shadow(gw: Any, job: MirrorJob) -> None:
     rec = RequestRecord(trace_id=job.trace_id, span_id=new_span_id(), parent_id=job.parent_span_id,
                         start_ns=now_ns(), started=time.perf_counter(), deployment=job.deployment,
-                        route=SHADOW, release=job.release.digest, release_ref=job.release.ref,
+                        route=SHADOW, arm=SHADOW, release=job.release.digest, release_ref=job.release.ref,
                         cohort=job.cohort, user=job.user, session=job.session)
     trail = Trail()
     release: PreparedRelease = job.release

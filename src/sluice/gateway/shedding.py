@@ -14,13 +14,13 @@ and the client retries elsewhere or later (``retry-after`` whole seconds, ``retr
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import deque
 from typing import Iterable
 
 import orjson
 
 from sluice.gateway.config import GatewaySettings
+from sluice.gateway.protocol import retry_after_headers
 
 
 SUSTAINED = 3
@@ -30,12 +30,6 @@ def overloaded(recent_lags_s: Iterable[float], limit_s: float) -> bool:
     """The lag decision: the last ``SUSTAINED`` measured lags all beyond the limit."""
     lags = list(recent_lags_s)
     return limit_s > 0 and len(lags) >= SUSTAINED and min(lags[-SUSTAINED:]) > limit_s
-
-
-def retry_headers(retry_after_s: float) -> list[tuple[bytes, bytes]]:
-    """``retry-after`` rounded up to whole seconds (at least 1) and the exact ``retry-after-ms``."""
-    return [(b"retry-after", str(max(1, math.ceil(retry_after_s))).encode()),
-            (b"retry-after-ms", str(max(1, math.ceil(retry_after_s * 1000))).encode())]
 
 
 def _body(message: str) -> bytes:
@@ -60,7 +54,7 @@ class Shedder:
         self._full_body = _body(f"the gateway is at its limit of {settings.max_in_flight} requests in flight; "
                                 "retry later")
         self._lag_body = _body("the gateway is overloaded (its event loop is running late); retry later")
-        self._headers = [(b"content-type", b"application/json"), *retry_headers(settings.shed_retry_after_s),
+        self._headers = [(b"content-type", b"application/json"), *retry_after_headers(settings.shed_retry_after_s),
                          (b"x-should-retry", b"true")]
         self._refused = self._full_body
 

@@ -37,3 +37,21 @@ async def drift(request: Request, deployment: str, dataset: str | None = None,
     except SluiceError as e:
         return JSONResponse({"error": str(e)}, 400)
     return JSONResponse(report)
+
+
+@router.get("/api/alerts", summary="Open alerts, then those resolved recently")
+async def alerts(request: Request, deployment: str | None = None,
+                 status: str = Query("all", pattern="^(open|all)$", description="open, or all (open + recent)"),
+                 recent: str = Query("7d", description="resolved alerts this long ago are listed")) -> JSONResponse:
+    if (denied := _denied(request)) is not None:
+        return denied
+    from sluice.monitor.alerts import list_alerts
+    from sluice.telemetry.timespec import parse_duration
+
+    try:
+        recent_s = parse_duration(recent, "recent")
+    except SluiceError as e:
+        return JSONResponse({"error": str(e)}, 400)
+    found = await asyncio.to_thread(list_alerts, request.app.state.store, recent_s=recent_s,
+                                    include_resolved=status == "all", deployment=deployment)
+    return JSONResponse({"alerts": [a.as_dict() for a in found]})

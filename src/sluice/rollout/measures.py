@@ -27,9 +27,10 @@ Kind = Literal["rate", "mean"]
 latency above the stable arm's frozen quantile). ``mean``: a value per request (cost, tokens, TTFT)."""
 
 Outcome = Literal["fail", "pass", "inconclusive", "insufficient"]
-"""``fail``: evidence that the canary is worse beyond the margin. ``pass``: evidence that it is not
-(non-inferiority shown). ``inconclusive``: neither yet. ``insufficient``: fewer samples than the rule's
-minimum in either arm, so nothing may be concluded (no data is never success)."""
+"""``fail``: evidence that the canary is worse than stable beyond the rule's ``harm_margin`` (0 by
+default: any proven deterioration, a deterioration test). ``pass``: evidence that it is not worse than
+the ``margin`` (non-inferiority shown). ``inconclusive``: neither yet. ``insufficient``: fewer samples
+than the rule's minimum in either arm, so nothing may be concluded (no data is never success)."""
 
 Action = Literal["continue", "advance", "promote", "hold", "narrow", "rollback"]
 
@@ -45,6 +46,8 @@ class MetricRule:
     relative: bool = True  # margin as a fraction of the stable arm's value (True) or in the metric's units
     critical: bool = False  # a critical failure rolls back; a non-critical one holds
     min_samples: int = 200  # trials per arm and cohort before any conclusion
+    harm_margin: float = 0.0  # fail when shown worse than stable by more than this (units of ``margin``);
+    # 0 = any proven deterioration fails, even one inside ``margin`` (a deterioration test)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class Finding:
     stable_samples: int
     rule: str  # the rule that fired, in words with its figures, e.g. "e-value 52.3 ≥ 1/α = 40"
     evidence: float = 1.0  # the e-value (or 1/p) behind the outcome
+    relative: bool = True  # whether ``margin`` is a fraction of the stable arm's value (as in the rule)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -49,6 +50,14 @@ class RowOutput(BaseModel):
     @classmethod
     def _no_secrets_raw(cls, v: dict[str, Any]) -> dict[str, Any]:
         return redact_value(v) if v else v
+
+    @field_validator("latency_ms")
+    @classmethod
+    def _real_duration(cls, v: float) -> float:
+        """A NaN would vanish from the latency statistics and a negative one would flatter them."""
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"latency_ms must be a finite number >= 0, got {v}")
+        return v
 
     @property
     def ok(self) -> bool:

@@ -23,6 +23,7 @@ from sluice import __version__
 from sluice.auth.keys import KeyRing
 from sluice.server import api, ingest
 from sluice.server.decode_pool import DecodePool
+from sluice.server.ingest_metrics import IngestCounters
 from sluice.server.security import ANY_SCOPE, AuthFailed, authorize
 from sluice.telemetry import schema  # noqa: F401 - registers the span tables
 from sluice.telemetry.config import TelemetrySettings
@@ -66,6 +67,7 @@ def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
     app.state.writer = writer
     app.state.decode_pool = decode_pool
     app.state.keyring = keyring
+    app.state.ingest_counters = IngestCounters()
     app.include_router(ingest.router)
     app.include_router(api.router)
     for r in routers:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -24,8 +26,23 @@ def config(app: Any, host: str, port: int, log_level: str = "warning") -> uvicor
                           timeout_keep_alive=CLIENT_IDLE_S)
 
 
-def serve_forever(app: Any, host: str, port: int, log_level: str = "info") -> None:
-    uvicorn.Server(config(app, host, port, log_level)).run()
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound now: a busy port is one clear error before anything says "serving"."""
+    from sluice.errors import ConfigError
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        hint = " (another process listens there: stop it or pass --port)" if e.errno == errno.EADDRINUSE else ""
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from None
+    return sock
+
+
+def serve_forever(app: Any, host: str, port: int, log_level: str = "info", sock: socket.socket | None = None) -> None:
+    uvicorn.Server(config(app, host, port, log_level)).run(sockets=[sock] if sock is not None else None)
 
 
 @contextmanager

@@ -17,16 +17,18 @@ from dataclasses import dataclass
 class Migration:
     name: str
     sql: str
-    postgres: tuple[str, ...] = ()
+    postgres: tuple[str, ...] = ()  # statements only PostgreSQL runs, after ``sql`` (triggers, functions)
+    dialects: tuple[str, ...] | None = None  # only these backends run ``sql`` (the others just record it)
 
 
 MIGRATIONS: list[Migration] = []
 
 
-def migration(name: str, sql: str, *, postgres: tuple[str, ...] = ()) -> Migration:
+def migration(name: str, sql: str, dialects: tuple[str, ...] | None = None, *,
+              postgres: tuple[str, ...] = ()) -> Migration:
     if any(m.name == name for m in MIGRATIONS):
         raise ValueError(f"duplicate migration name {name}")
-    m = Migration(name, sql, tuple(postgres))
+    m = Migration(name, sql, tuple(postgres), dialects)
     MIGRATIONS.append(m)
     return m
 

@@ -3,9 +3,10 @@
 Every query is bounded by a time window on ``start_ns`` (DuckDB skips the row groups outside it
 through their zone maps; PostgreSQL uses the ``(deployment, start_ns)`` index), reads request
 spans only, and groups into a bounded number of buckets (``WINDOWS``), so the cost follows the
-window asked for, not the size of the store. Three statements per view: span aggregates, the
-evaluation join and the feedback join; the last two are joined on ``trace_id`` after the span
-side has been cut down by deployment and time.
+window asked for, not the size of the store. Three statements per view: span aggregates, then
+evaluation results and feedback joined with ``ui_trace_dims`` (``sluice.web.trace_dims``: the
+dimensions of just the traces that have either), never with the span table itself. Callers
+bring that table up to date first (``TraceDims.before_page``).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def _aggregate(store: Any, win: Window, dims: list[str], deployment: str | None,
                bucketed: bool) -> dict[tuple, dict[str, Any]]:
     db = store.db
     pg = db.dialect.name == "postgres"
-    where = ["s.is_request", "s.start_ns >= ?", "s.start_ns < ?"]
+    where = ["s.start_ns >= ?", "s.start_ns < ?"]
     params: list[Any] = [win.since_ns, win.until_ns]
     if deployment is not None:
         where.append("s.deployment = ?")
@@ -101,7 +102,7 @@ def _aggregate(store: Any, win: Window, dims: list[str], deployment: str | None,
     for r in db.query(f"""
             SELECT {select}, count(*), count(*) FILTER (WHERE s.status = 'ERROR'),
                    count(*) FILTER (WHERE s.fallback_used), {quantiles}
-            FROM spans s WHERE {cond} GROUP BY {group}""", key_params + params):
+            FROM spans s WHERE s.is_request AND {cond} GROUP BY {group}""", key_params + params):
         requests, errors, fallbacks, lat = r[n:]
         lat = list(lat or (None, None))
         out[tuple(r[:n])] = {"requests": requests, "errors": errors, "error_rate": _rate(errors, requests),
@@ -113,7 +114,7 @@ def _aggregate(store: Any, win: Window, dims: list[str], deployment: str | None,
         return out
     for r in db.query(f"""
             SELECT {select}, count(*), count(*) FILTER (WHERE NOT e.passed)
-            FROM span_evals e JOIN spans s ON s.trace_id = e.trace_id
+            FROM span_evals e JOIN ui_trace_dims s ON s.trace_id = e.trace_id
             WHERE {cond} AND e.passed IS NOT NULL GROUP BY {group}""", key_params + params):
         g = out.get(tuple(r[:n]))
         if g is not None:
@@ -123,7 +124,7 @@ def _aggregate(store: Any, win: Window, dims: list[str], deployment: str | None,
     for r in db.query(f"""
             SELECT {select}, count(DISTINCT s.trace_id) FILTER (WHERE f.kind IN ({negative})),
                    count(DISTINCT s.trace_id) FILTER (WHERE f.kind = 'thumbs_up')
-            FROM (SELECT DISTINCT trace_id, kind FROM feedback) f JOIN spans s ON s.trace_id = f.trace_id
+            FROM (SELECT DISTINCT trace_id, kind FROM feedback) f JOIN ui_trace_dims s ON s.trace_id = f.trace_id
             WHERE {cond} GROUP BY {group}""", key_params + params):
         g = out.get(tuple(r[:n]))
         if g is not None:
@@ -131,13 +132,6 @@ def _aggregate(store: Any, win: Window, dims: list[str], deployment: str | None,
             g["negative_feedback_rate"] = _rate(r[n], g["requests"])
             g["positive_feedback_rate"] = _rate(r[n + 1], g["requests"])
     return out
-
-
-def cohorts_seen(store: Any, win: Window, deployment: str) -> list[str]:
-    rows = store.db.query("SELECT DISTINCT cohort FROM spans WHERE is_request AND deployment = ? "
-                          "AND start_ns >= ? AND start_ns < ? ORDER BY 1 LIMIT 200",
-                          [deployment, win.since_ns, win.until_ns])
-    return [r[0] for r in rows]
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -9,13 +10,16 @@ from fastapi import APIRouter, Request
 from sluice.errors import ConfigError, NotFoundError, SluiceError
 from sluice.gateway import deployment_store
 from sluice.telemetry.timespec import parse_instant_ns
-from sluice.telemetry.traces import get_trace
+from sluice.telemetry.feedback import feedback_for
+from sluice.telemetry.schema import SPAN_COLUMNS
+from sluice.telemetry.traces import get_trace, span_dict
 from sluice.web import health
 from sluice.web.redact import redact
-from sluice.web.views import Page, register
+from sluice.web.views import Page, register, trace_dims
 
 ROUTE_ORDER = ("stable", "canary", "shadow", "fallback", "cache")
 TRACE_LIMIT = 100
+HOUR_NS = 3600 * 1_000_000_000
 FILTERS = ("deployment", "release", "route", "cohort", "status")
 
 
@@ -48,8 +52,20 @@ def _config_view(store: Any, dep: Any) -> dict[str, str | None]:
     return {route: _digest(store, ref) for route, ref in refs.items()}
 
 
+def _until(request: Request) -> int | None:
+    """``?until=``: look back from that time instead of now (ISO-8601, Unix seconds, or a duration ago)."""
+    text = request.query_params.get("until")
+    if not text:
+        return None
+    try:
+        return parse_instant_ns(text, "until")
+    except ConfigError as e:
+        raise Page(400, "Bad time", str(e), request.url.path) from None
+
+
 def deployments(request: Request, store: Any):
-    win = health.window("1h")
+    trace_dims(request)
+    win = health.window("1h", _until(request))
     _, stored = deployment_store.load(store)
     table = health.arm_table(store, win, ("deployment", "route"))
     names = sorted(set(stored) | {d for d, _ in table})
@@ -65,19 +81,20 @@ def deployments(request: Request, store: Any):
 def deployment(request: Request, store: Any):
     name = request.path_params["name"]
     q = request.query_params
-    win = health.window(q.get("window"))
+    win = health.window(q.get("window"), _until(request))
     cohort = q.get("cohort") or None
+    trace_dims(request)
     _, stored = deployment_store.load(store)
     config = stored[name][0] if name in stored else None
     by_route = health.arm_table(store, win, ("route",), deployment=name, cohort=cohort)
     if config is None and not by_route and not store.db.query_one(
             "SELECT 1 FROM spans WHERE deployment = ? LIMIT 1", [name]):
         raise NotFoundError(f"no deployment '{name}': it is not configured and no span names it")
-    by_cohort = health.arm_table(store, win, ("route", "cohort"), deployment=name, cohort=cohort)
+    by_cohort = health.arm_table(store, win, ("route", "cohort"), deployment=name)  # every cohort, always
     series = health.arm_series(store, win, name, cohort)
     return "deployment.html", {
-        "title": f"Deployment {name}", "name": name, "config": config, "win": win, "cohort": cohort,
-        "windows": list(health.WINDOWS), "cohorts": health.cohorts_seen(store, win, name),
+        "title": f"Deployment {name}", "name": name, "until": q.get("until") or "", "config": config, "win": win, "cohort": cohort,
+        "windows": list(health.WINDOWS), "cohorts": sorted({c for _, c in by_cohort}),
         "by_route": sorted(((r, g) for (r,), g in by_route.items()), key=lambda x: _route_key(x[0])),
         "by_cohort": sorted(by_cohort.items(), key=lambda x: (_route_key(x[0][0]), x[0][1])),
         "charts": _charts(series, win),
@@ -135,7 +152,7 @@ def trace(request: Request, store: Any):
     if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
         raise Page(404, "No such trace", f"'{trace_id[:80]}' is not a trace id (32 hexadecimal characters)",
                    "/ui/traces")
-    found = get_trace(store, trace_id)
+    found = get_trace_near(store, trace_id, request.query_params.get("t"))
     if not found["spans"] and not found["feedback"]:
         raise Page(404, "No such trace", f"no trace '{trace_id}' is stored (it may not have arrived yet, or it "
                    "was sampled out)", "/ui/traces")
@@ -146,6 +163,43 @@ def trace(request: Request, store: Any):
     feedback = [dict(f, value=redact(f["value"])) for f in found["feedback"]]
     return "trace.html", {"title": f"Trace {trace_id[:12]}", "trace_id": trace_id, "tree": span_tree(spans),
                           "evals": evals, "feedback": feedback, "span_count": len(spans)}
+
+
+def get_trace_near(store: Any, trace_id: str, hint: str | None) -> dict[str, Any]:
+    """``get_trace`` without reading the whole ``trace_id`` column when it can be helped.
+
+    The span table has no index on ``trace_id`` (it would cost ingest); a time cut lets DuckDB
+    skip the row groups outside it. So look first within an hour of ``hint`` (a span's
+    ``start_ns``, which the search results pass along), else in the last hour, then the last day,
+    and only then everywhere: a recent trace is found quickly, an old one costs one full read."""
+    now = time.time_ns()
+    if hint and hint.isdigit():
+        ranges = [(int(hint) - HOUR_NS, int(hint) + HOUR_NS)]
+    else:
+        ranges = [(now - HOUR_NS, None), (now - 24 * HOUR_NS, now - HOUR_NS)]
+    cols = ", ".join(SPAN_COLUMNS)
+    rows: list[tuple] = []
+    for low, high in ranges:
+        sql = f"SELECT {cols} FROM spans WHERE trace_id = ? AND start_ns >= ?"
+        params: list[Any] = [trace_id, low]
+        if high is not None:
+            sql += " AND start_ns < ?"
+            params.append(high)
+        rows = store.db.query(sql + " ORDER BY start_ns, span_id", params)
+        if rows:
+            break
+    if not rows:
+        return get_trace(store, trace_id)
+    # the trace's other spans may lie just outside the range that found the first ones
+    first = min(r[SPAN_COLUMNS.index("start_ns")] for r in rows)
+    rows = store.db.query(f"SELECT {cols} FROM spans WHERE trace_id = ? AND start_ns >= ? AND start_ns < ? "
+                          "ORDER BY start_ns, span_id", [trace_id, first - 24 * HOUR_NS, first + 24 * HOUR_NS])
+    evals = store.db.query("SELECT span_id, evaluator, passed, score, label, source FROM span_evals "
+                           "WHERE trace_id = ? ORDER BY created_at, evaluator", [trace_id])
+    return {"trace_id": trace_id, "spans": [span_dict(r) for r in rows],
+            "evaluations": [dict(zip(("span_id", "evaluator", "passed", "score", "label", "source"), e))
+                            for e in evals],
+            "feedback": feedback_for(store, trace_id)}
 
 
 def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:

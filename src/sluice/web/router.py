@@ -8,6 +8,8 @@ package once and served from memory: nothing is fetched from anywhere else at ru
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
+from typing import Any
 from importlib import resources
 from urllib.parse import urlsplit
 
@@ -44,8 +46,18 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+@asynccontextmanager
+async def _lifespan(app: Any):
+    try:
+        yield
+    finally:
+        dims = getattr(app.state, "ui_trace_dims", None)
+        if dims is not None:
+            await asyncio.to_thread(dims.close)
+
+
 def dashboard_router() -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(lifespan=_lifespan)
     static = _static_files()
 
     @router.get("/ui/static/{name}", include_in_schema=False)

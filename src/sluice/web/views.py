@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any, Callable
 from urllib.parse import parse_qs, quote
 
@@ -20,8 +21,10 @@ from starlette.responses import RedirectResponse, Response
 from sluice.errors import NotFoundError, SluiceError
 from sluice.web.access import ACT_SCOPES, VIEW_SCOPES, NotAllowed, Viewer, viewer
 from sluice.web.render import page
+from sluice.web.trace_dims import TraceDims
 
 log = logging.getLogger("sluice.web")
+_DIMS_LOCK = threading.Lock()
 View = Callable[[Request, Any], Any]
 
 
@@ -85,6 +88,17 @@ def message(request: Request, who: Viewer | None, status: int, heading: str, tex
             back: str | None = None) -> Response:
     return page(request, "message.html", status, viewer=who, title=heading, heading=heading, message=text,
                 back=back, code=status)
+
+
+def trace_dims(request: Request) -> TraceDims:
+    """The app's ``TraceDims``, made on first use, brought up to date for this page."""
+    state = request.app.state
+    with _DIMS_LOCK:
+        dims = getattr(state, "ui_trace_dims", None)
+        if dims is None:
+            dims = state.ui_trace_dims = TraceDims(state.store)
+    dims.before_page()
+    return dims
 
 
 def can_act(request: Request) -> bool:
