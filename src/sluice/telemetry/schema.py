@@ -97,7 +97,6 @@ POSTGRES_INDEXES = (
     "CREATE INDEX IF NOT EXISTS span_evals_trace ON span_evals (trace_id)",
 )
 
-
 # A migration, so it runs under the migration lock: created at app start, two replicas starting
 # together on a fresh database raced and one died of a raw UniqueViolation. IF NOT EXISTS keeps it
 # harmless on databases where an earlier version already created them.
