@@ -88,11 +88,11 @@ def test_requests_are_shed_while_the_event_loop_lags(duckdb_store, tmp_path):
 
 
 def test_the_lag_decision_and_retry_headers():
-    from sluice.gateway.protocol import retry_after_headers as retry_headers
+    from sluice.gateway.protocol import retry_after_headers
     from sluice.gateway.shedding import overloaded
 
     assert overloaded([0.05, 0.04, 0.06], 0.03) and overloaded([0.0, 0.05, 0.04, 0.06], 0.03)
     assert not overloaded([0.05, 0.001, 0.06], 0.03) and not overloaded([0.05, 0.06], 0.03)
     assert not overloaded([0.5, 0.5, 0.5], 0.0)
-    assert retry_headers(0.25) == [(b"retry-after", b"1"), (b"retry-after-ms", b"250")]
-    assert retry_headers(2.5) == [(b"retry-after", b"3"), (b"retry-after-ms", b"2500")]
+    assert retry_after_headers(0.25) == [(b"retry-after", b"1"), (b"retry-after-ms", b"250")]
+    assert retry_after_headers(2.5) == [(b"retry-after", b"3"), (b"retry-after-ms", b"2500")]

@@ -97,11 +97,10 @@ POSTGRES_INDEXES = (
     "CREATE INDEX IF NOT EXISTS span_evals_trace ON span_evals (trace_id)",
 )
 
-
 # A migration, so it runs under the migration lock: created at app start, two replicas starting
 # together on a fresh database raced and one died of a raw UniqueViolation. IF NOT EXISTS keeps it
 # harmless on databases where an earlier version already created them.
-migration("1000_postgres_indexes", "", postgres=POSTGRES_INDEXES)
+migration("1000_postgres_indexes", ";\n".join(POSTGRES_INDEXES) + ";", dialects=("postgres",))
 
 
 def ensure_indexes(store) -> None:

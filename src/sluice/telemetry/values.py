@@ -23,7 +23,7 @@ import orjson
 
 INT64 = 1 << 63
 MAX_DEPTH = 64  # attribute and feedback values nested deeper are refused with a 400
-MAX_TOKENS = 100_000_000  # per span; no model takes or writes more in one call
+MAX_TOKENS = 1_000_000_000  # per span; no model takes or writes more in one call (10M-token contexts exist)
 MAX_COST = 1_000_000.0  # USD per span
 MAX_ID_CHARS = 256  # user, session, cohort, deployment, release, route values
 
