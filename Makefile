@@ -30,6 +30,10 @@ bench-gate-sim: $(VENV)/.installed-test  ## gate verdict rates by scenario (A/A,
 bench-dashboard: $(VENV)/.installed-test  ## dashboard page times with 10M spans (store cached in ~/.cache/sluice-bench), results in bench/results/dashboard.*
 	flock /tmp/sluice-cpu.lock nice $(BIN)/python bench/dashboard_bench.py
 
+.PHONY: bench-attribution
+bench-attribution: $(VENV)/.installed-test  ## span writer cost of trace attribution (inheritance), results in bench/results/attribution.*
+	$(BIN)/python bench/attribution_bench.py --json bench/results/attribution.json
+
 .PHONY: bench-gateway
 LITELLM_VENV = bench/.venv-litellm
 bench-gateway: $(VENV)/.installed-test $(LITELLM_VENV)/.installed  ## gateway vs LiteLLM on loopback, results in bench/results/gateway.*

@@ -62,6 +62,14 @@ def test_gate_json_dash_is_standard_output(toy):
     assert not (toy.root / "-").exists()
 
 
+def test_dataset_export_dash_is_standard_output(toy):
+    proc = toy("dataset", "export", "toy", "-")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(rows) == 40 and rows[0]["id"] == "alpha-00"
+    assert not (toy.root / "-").exists()
+
+
 # ---------------------------------------------------------------- release references in metrics
 T0_S = 1_700_000_000
 

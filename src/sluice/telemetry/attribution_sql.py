@@ -24,6 +24,7 @@ from sluice.telemetry.attribution import Known, Plan, plan
 from sluice.telemetry.schema import SPAN_COLUMNS
 
 RECENT_TRACES = 100_000
+EMPTY_CHECK_S = 1.0
 RETENTION_S = 24 * 3600
 PRUNE_EVERY_S = 600.0
 _T, _S, _P, _START, _D, _R, _C = (SPAN_COLUMNS.index(c) for c in (
@@ -46,29 +47,32 @@ class TraceAttribution:
 
     def __init__(self, dialect: str):
         self.dialect = dialect
-        self.recent: OrderedDict[str, Known] = OrderedDict()
+        self.recent: OrderedDict[str, tuple[str, str, str, bool]] = OrderedDict()  # first in, first out
         self._pruned = time.monotonic()
+        self._known_empty_at: float | None = None
 
     def apply(self, cur, group_columns: list[list[tuple]]) -> Plan:
         trace_ids = concat(group_columns, _T)
-        stored = {r[0]: Known(r[1], r[2], r[3], bool(r[4]), r[5]) for r in self._stored(cur, sorted(set(trace_ids)))}
+        distinct = set(trace_ids)
+        stored = {r[0]: Known(r[1], r[2], r[3], bool(r[4]), r[5]) for r in self._stored(cur, distinct)}
         known = dict(stored)
-        for t in set(trace_ids):
-            mem = self.recent.get(t)
+        recent = self.recent
+        for t in distinct.intersection(recent) if recent else ():
+            mem = recent.get(t)
             if mem is not None:
                 k = known.get(t)
-                known[t] = mem if k is None else Known(
-                    *(a or b for a, b in zip(k.values(), mem.values())), k.from_root or mem.from_root, k.pending_since)
+                known[t] = Known(*mem) if k is None else Known(
+                    *(a or b for a, b in zip(k.values(), mem[:3])), k.from_root or mem[3], k.pending_since)
         p = plan(trace_ids, concat(group_columns, _S), concat(group_columns, _P), concat(group_columns, _START),
                  concat(group_columns, _D), concat(group_columns, _R), concat(group_columns, _C), known)
         now = time.time()
         keep = {t: k for t, k in p.upserts.items() if k.pending_since is not None}
+        if keep:
+            self._known_empty_at = None
         resolved = [t for t, k in p.upserts.items() if k.pending_since is None and t in stored]
-        for t, k in p.upserts.items():
-            self.recent[t] = k
-            self.recent.move_to_end(t)
-        while len(self.recent) > RECENT_TRACES:
-            self.recent.popitem(last=False)
+        recent.update(p.remember)
+        while len(recent) > RECENT_TRACES:
+            recent.popitem(last=False)
         if self.dialect == "postgres":
             self._pg_write(cur, keep, resolved, p, now)
         else:
@@ -79,18 +83,29 @@ class TraceAttribution:
         return p
 
     # -------------------------------------------------------------------------------------------
-    def _stored(self, cur, trace_ids: list[str]) -> list:
-        if not trace_ids:
+    def _stored(self, cur, trace_ids: set[str]) -> list:
+        """The table's rows for these traces; none asked while the table is known to be empty."""
+        if not trace_ids or self._empty(cur):
             return []
         if self.dialect == "postgres":
-            cur.execute(f"SELECT {_COLS} FROM trace_attribution WHERE trace_id = ANY(%s)", [trace_ids])
+            cur.execute(f"SELECT {_COLS} FROM trace_attribution WHERE trace_id = ANY(%s)", [list(trace_ids)])
             return cur.fetchall()
-        cur.register("sluice_attr_traces", {"trace_id": np.array(trace_ids, dtype=object)})
+        cur.register("sluice_attr_traces", {"trace_id": np.array(list(trace_ids), dtype=object)})
         try:
             return cur.execute(f"SELECT {_COLS} FROM trace_attribution "
                                "WHERE trace_id IN (SELECT trace_id FROM sluice_attr_traces)").fetchall()
         finally:
             cur.unregister("sluice_attr_traces")
+
+    def _empty(self, cur) -> bool:
+        """Whether no trace waits (asked of the table at most every ``EMPTY_CHECK_S`` while it is
+        empty, since another PostgreSQL writer may add rows; set at once when this writer adds)."""
+        if self._known_empty_at is not None and time.monotonic() - self._known_empty_at < EMPTY_CHECK_S:
+            return True
+        self._execute(cur, "SELECT 1 FROM trace_attribution LIMIT 1", [])
+        empty = not cur.fetchall()
+        self._known_empty_at = time.monotonic() if empty else None
+        return empty
 
     def _execute(self, cur, sql: str, params: list) -> None:
         cur.execute(sql.replace("?", "%s") if self.dialect == "postgres" else sql, params)
