@@ -10,6 +10,8 @@ Blocking store calls throughout: the server calls these from a worker thread.
 
 from __future__ import annotations
 
+import logging
+
 import time
 from typing import Any, Callable
 
@@ -19,6 +21,8 @@ from sluice.gateway.config import CanaryArm, Deployment, ShadowArm
 from sluice.release.registry import resolve_release
 from sluice.rollout import store as rs
 from sluice.rollout.plan import Plan
+
+log = logging.getLogger("sluice.rollout")
 
 
 class GateRequired(SluiceError):
@@ -164,6 +168,13 @@ def finish(store: Any, ro: rs.Rollout, status: str, actor: str, kind: str, messa
         ro.finished_at = time.time() if now is None else now
     rs.save(store, ro)
     rs.append_event(store, ro.id, actor, kind, message, figures)
+    if status == "promoted":  # the watch that follows a promotion (docs/monitoring.md)
+        try:
+            from sluice.monitor.stored import save_promotion_monitors
+
+            save_promotion_monitors(store, ro.id, ro.deployment, ro.plan, actor)
+        except Exception:  # noqa: BLE001 - a promotion is never undone for want of its monitors
+            log.exception("rollout %s: monitors after promotion not saved", ro.id)
     return ro
 
 
