@@ -23,7 +23,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
     root = tmp_path_factory.mktemp("dashboard")
     path = build_demo_store(root)
@@ -43,10 +43,11 @@ def seeded(tmp_path_factory):
         yield s
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(seeded):
-    """Started after the seeding: Playwright's sync API keeps an event loop on this thread, and the
-    demo's gate runs call ``asyncio.run``."""
+    """Started after the seeding, and stopped with the module: Playwright's sync API keeps an event
+    loop running on this thread while it is open, and ``asyncio.run`` (the demo's gate runs, other
+    test modules) refuses to start inside one."""
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
         reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
         if os.environ.get("CI", "").lower() == "true":

@@ -109,3 +109,12 @@ def test_one_pass_page_figures_equal_the_separate_queries(filled, cohort):
     assert by_cohort == arm_table(filled, win, ("route", "cohort"), deployment="d")
     assert series == arm_series(filled, win, "d", cohort)
     assert sum(g["requests"] for g in by_route.values()) == (100 if cohort is None else 50)
+
+
+def test_trace_dims_forget_traces_older_than_the_longest_window(store):
+    import time
+
+    old = time.time_ns() - 9 * 86_400 * 1_000_000_000
+    store.db.execute("INSERT INTO ui_trace_dims VALUES (?, ?, 'd', 'r', 'stable', 'free')", [_tid(1), old])
+    TraceDims(store).refresh()
+    assert store.db.query_one("SELECT count(*) FROM ui_trace_dims")[0] == 0

@@ -29,6 +29,7 @@ from sluice.store.migrations import migration
 log = logging.getLogger("sluice.web")
 LOOKBACK_S = 8 * 86_400  # a little more than the longest window the dashboard shows (7d)
 GRACE_S = 3_600  # feedback or an evaluation may arrive before its trace: looked up again for an hour
+PRUNE_EVERY_S = 3_600  # rows of traces older than LOOKBACK_S are deleted at most this often
 
 migration(
     "1401_ui_trace_dims",
@@ -54,6 +55,7 @@ class TraceDims:
         self._since: float | None = None  # created_at watermark of the last round (seconds)
         self._last_round = 0.0  # monotonic
         self._last_view = 0.0
+        self._pruned = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -84,6 +86,9 @@ class TraceDims:
                       AND s.trace_id NOT IN (SELECT trace_id FROM ui_trace_dims)""",
                            [int((now - LOOKBACK_S) * 1e9), *params])
                 added = db.query_one("SELECT count(*) FROM ui_trace_dims")[0] - before
+            if now - self._pruned > PRUNE_EVERY_S:  # the pages never look further back than 7 days
+                db.execute("DELETE FROM ui_trace_dims WHERE start_ns < ?", [int((now - LOOKBACK_S) * 1e9)])
+                self._pruned = now
             self._since = now
             self._last_round = time.monotonic()
             return added
