@@ -141,6 +141,6 @@ def gateway_app(store: Any, stable: str, canary: str):
 def start_rollout(app: Any) -> str:
     """A running rollout of chat@2.0 on ``support`` (forced: no gate ran for these releases)."""
     ro = app.state.test_rollouts.start({"deployment": "support", "candidate": "chat@2.0", "min_requests": 10,
-                                        "steps": [{"weight": {"bp": 5000}}, {"weight": {"bp": 10000}}]},
+                                        "steps": [{"weight": {"bp": 5000}}, {"weight": {"bp": 9000}}]},
                                        actor="test", force=True, reason="dashboard test")
     return ro.id
