@@ -21,10 +21,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
+import re
 import sys
 from pathlib import Path
 
-SHIPPED = ("halueval_heldout", "summedits_news", "summedits_scitldr")
+from sluice.evals.text import STOPWORDS
+
+SHIPPED = ("halueval_heldout", "halueval_heldout_augmented", "summedits_news",
+           "summedits_scitldr")
 TRAIN_DOMAINS = ("podcast", "qmsumm", "sales_call", "sales_email", "samsum", "ectsum")
 HELDOUT_DOMAINS = ("news", "scitldr")
 REPO = Path(__file__).resolve().parents[2]
@@ -44,6 +49,64 @@ def halueval_rows(records: list[dict], name: str) -> list[dict]:
     return out
 
 
+_ENTITY = re.compile(r"(?:[A-Z][\w'’-]+|[0-9][\w,.]*)(?:\s+(?:of\s+|the\s+|de\s+)?"
+                     r"(?:[A-Z][\w'’-]+|[0-9][\w,.]*))*")
+_VERB = re.compile(r"\b(is|was|are|were|has|had|will)\b")
+
+
+def _sentences(text: str) -> list[str]:
+    # HaluEval's knowledge glues sentences ("...century.First for Women is...").
+    return [s.strip() for s in re.split(r"(?<=[a-z0-9)][.!?])\s*(?=[A-Z\"'])", text) if s.strip()]
+
+
+def augmented_rows(records: list[dict], name: str, seed: int = 13) -> list[dict]:
+    """Answers of every length from the training records (FactCC-style rewrites).
+
+    HaluEval's right answers are short spans and its hallucinated ones sentences, so a model
+    trained on it alone learns "a sentence is a hallucination". These rows break that: right
+    answers written as the context sentence that states them (grounded, long), a wrong span of
+    the context given as the answer (ungrounded, short), and that sentence with the answer
+    swapped for another name of the context, a number changed, or a negation added.
+    """
+    rng = random.Random(seed)
+    out = []
+    for i, r in enumerate(records):
+        answer, ctx, q = r["right_answer"].strip(), r["knowledge"].strip(), r["question"]
+        if answer.lower() in ("yes", "no") or len(answer) < 2:
+            continue
+
+        def add(kind: str, response: str, label: int) -> None:
+            out.append({"set": name, "id": f"{i}-{kind}", "query": q, "context": [ctx],
+                        "response": response, "label": label})
+
+        sentence = next((s for s in _sentences(ctx) if answer in s), None)
+        if sentence:
+            add("sentence", sentence, 1)
+        # The answer in words that are not the context's: the question restated, or a lead-in.
+        asked = re.sub(r"\s*\?\s*$", "", q.strip())
+        add("restated", f"{asked}: {answer}." if rng.random() < 0.5 else f"It is {answer}.", 1)
+        q_low = q.lower()
+        others = [m.group(0) for m in _ENTITY.finditer(ctx)
+                  if m.group(0) not in answer and answer not in m.group(0)
+                  and m.group(0).lower() not in q_low and len(m.group(0)) > 2
+                  and (" " in m.group(0) or m.group(0).lower() not in STOPWORDS)]
+        if others:
+            wrong = rng.choice(others)
+            add("wrong-span", wrong, 0)
+            add("wrong-restated", f"{asked}: {wrong}." if rng.random() < 0.5 else
+                f"It is {wrong}.", 0)
+            if sentence and rng.random() < 0.5:
+                add("swapped", sentence.replace(answer, wrong, 1), 0)
+        if sentence and rng.random() < 0.5:
+            nums = re.findall(r"\b\d+\b", sentence)
+            if nums:
+                n = rng.choice(nums)
+                add("number", re.sub(rf"\b{n}\b", str(int(n) + rng.randint(1, 9)), sentence, 1), 0)
+            elif _VERB.search(sentence):
+                add("negated", _VERB.sub(lambda m: m.group(1) + " not", sentence, 1), 0)
+    return out
+
+
 def summedits_rows(records: list[dict], name: str) -> list[dict]:
     return [{"set": name, "id": r["id"], "query": None, "context": [r["doc"]],
              "response": r["summary"], "label": int(r["label"])} for r in records]
@@ -56,7 +119,10 @@ def main(src: Path, out: Path, dev: Path = DEV) -> None:
     cut = [json.loads(x) for x in (src / "qa_cut1000.json").read_text().splitlines() if x.strip()]
     pool = [r for r in cut if r["question"].strip() not in dev_q]
     sets = {"halueval_train": halueval_rows(pool[:400], "halueval_train"),
+            "halueval_augmented": augmented_rows(pool[:400], "halueval_augmented"),
             "halueval_heldout": halueval_rows(pool[400:500], "halueval_heldout"),
+            "halueval_heldout_augmented": augmented_rows(pool[400:500],
+                                                         "halueval_heldout_augmented"),
             "halueval_dev": halueval_rows(dev_records, "halueval_dev")}
     train = []
     for d in TRAIN_DOMAINS:

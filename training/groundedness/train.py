@@ -26,16 +26,31 @@ import numpy as np
 from scipy.optimize import minimize
 
 from sluice.evals.backends.embedding import batch_embedder
-from sluice.evals.backends.trained import WEIGHTS_PATH, VerifierModel, analyse, batch_texts
+from sluice.evals.backends.trained import WEIGHTS_PATH, Logistic, VerifierModel, analyse, \
+    batch_texts
 from sluice.evals.verifier import FEATURES
 
-TRAIN = ("halueval_train", "summedits_train")
-REPORT = ("halueval_train", "summedits_train", "halueval_dev", "halueval_heldout",
-          "summedits_news", "summedits_scitldr")
+QA_TRAIN = ("halueval_train", "halueval_augmented")
+SUMMARY_TRAIN = ("summedits_train", "halueval_augmented_noq")
+REPORT = ("halueval_train", "halueval_augmented", "summedits_train", "halueval_augmented_noq",
+          "halueval_dev", "halueval_heldout", "halueval_heldout_augmented", "summedits_news",
+          "summedits_scitldr")
 L2 = 1.0
+# Rewrites left out of training (they stay in the held-out benchmark set): the answer restated
+# in words that are not the context's ("<question>: <answer>.", "It is <answer>."), right or
+# wrong. With them the model keeps more restated answers but HaluEval dev falls from 0.979 to
+# 0.942: these features cannot tell a restated right name from a restated wrong one.
+EXCLUDE = {"restated", "wrong-restated"}
+# The QA model also sees products of these (a verbatim span is right only where the question is
+# answered; a similar sentence only if its words are there): all pairs, squares included.
+QA_INTERACT = ("verbatim", "novel_in_answer_sentence", "joint", "sim_answer_sentence",
+               "sim_best", "order_kept", "cov_all", "echo", "sim_question")
 
 
 def load(sets_dir: Path, name: str) -> list[dict]:
+    if name == "halueval_augmented_noq":  # the rewritten sentences, without their question
+        return [{**r, "query": None, "set": name} for r in load(sets_dir, "halueval_augmented")
+                if r["id"].split("-", 1)[1] in ("sentence", "swapped", "number", "negated")]
     return [json.loads(x) for x in (sets_dir / f"{name}.jsonl").read_text().splitlines()]
 
 
@@ -59,7 +74,9 @@ def featurise(rows: list[dict], cache: Path) -> list[np.ndarray]:
     return out
 
 
-def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> VerifierModel:
+def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray,
+        pairs: list[tuple[int, int]]) -> Logistic:
+    x = Logistic(np.zeros(1), np.ones(1), np.zeros(1), 0.0, pairs).expand(x)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale < 1e-6] = 1.0
     xs = (x - mean) / scale
@@ -75,10 +92,10 @@ def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> VerifierModel:
         return nll + 0.5 * L2 * (theta[:-1] ** 2).sum(), grad
 
     res = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B")
-    return VerifierModel(mean, scale, res.x[:-1], float(res.x[-1]), {})
+    return Logistic(mean, scale, res.x[:-1], float(res.x[-1]), pairs)
 
 
-def row_scores(model: VerifierModel, mats: list[np.ndarray]) -> np.ndarray:
+def row_scores(model: Logistic | VerifierModel, mats: list[np.ndarray]) -> np.ndarray:
     return np.array([model.predict(m).min() if len(m) else 1.0 for m in mats])
 
 
@@ -88,9 +105,9 @@ def balanced(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[
     return (kept + caught) / 2, kept, caught
 
 
-def training_matrix(sets: dict, model: VerifierModel | None):
+def training_matrix(sets: dict, names: tuple[str, ...], model: Logistic | None):
     xs, ys, ws = [], [], []
-    for name in TRAIN:
+    for name in names:
         rows, mats = sets[name]
         labels = np.array([r["label"] for r in rows])
         for cls in (0, 1):
@@ -106,6 +123,25 @@ def training_matrix(sets: dict, model: VerifierModel | None):
     return np.concatenate(xs), np.concatenate(ys).astype(float), np.concatenate(ws) * 1000
 
 
+def train_one(sets: dict, names: tuple[str, ...], interact: tuple[str, ...] = (),
+              calibrate: tuple[str, ...] | None = None) -> Logistic:
+    """Fit, refine the negatives (multiple-instance), then move the balanced cut to 0.5."""
+    idx = [FEATURES.index(f) for f in interact]
+    pairs = [(i, j) for a, i in enumerate(idx) for j in idx[a:]]
+    model = fit(*training_matrix(sets, names, None), pairs)
+    model = fit(*training_matrix(sets, names, model), pairs)
+    grid = np.linspace(0.05, 0.95, 91)
+
+    def mean_balanced(th: float) -> float:
+        return float(np.mean([balanced(row_scores(model, sets[n][1]),
+                                       np.array([r["label"] for r in sets[n][0]]), th)[0]
+                              for n in calibrate or names]))
+
+    best = max(grid, key=mean_balanced)
+    model.bias -= float(np.log(best / (1 - best)))
+    return model
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("sets_dir", type=Path)
@@ -117,18 +153,14 @@ def main() -> None:
     sets = {}
     for name in REPORT:
         rows = load(args.sets_dir, name)
-        sets[name] = (rows, featurise(rows, args.cache))
+        mats = featurise(rows, args.cache)
+        keep = [i for i, r in enumerate(rows) if r["id"].split("-", 1)[-1] not in EXCLUDE]
+        sets[name] = ([rows[i] for i in keep], [mats[i] for i in keep])
         print(f"features {name}: {len(rows)} rows ({time.time() - t:.0f} s)", file=sys.stderr)
-    model = fit(*training_matrix(sets, None))
-    model = fit(*training_matrix(sets, model))
-    # The threshold that balances both classes on the training sets becomes the 0.5 point.
-    train_scores = np.concatenate([row_scores(model, sets[n][1]) for n in TRAIN])
-    train_labels = np.concatenate([[r["label"] for r in sets[n][0]] for n in TRAIN])
-    grid = np.linspace(0.05, 0.95, 91)
-    best = max(grid, key=lambda th: np.mean([balanced(row_scores(model, sets[n][1]),
-                                                      np.array([r["label"] for r in sets[n][0]]),
-                                                      th)[0] for n in TRAIN]))
-    model.bias -= float(np.log(best / (1 - best)))
+    # The QA cut is set on HaluEval's own answers; the rewrites only shape the weights.
+    qa = train_one(sets, QA_TRAIN, QA_INTERACT, calibrate=("halueval_train",))
+    summary = train_one(sets, SUMMARY_TRAIN)
+    model = VerifierModel(qa, summary, {})
     report = {}
     for name in REPORT:
         rows, mats = sets[name]
@@ -137,11 +169,13 @@ def main() -> None:
         report[name] = {"balanced_accuracy": round(bal, 4), "kept": round(kept, 4),
                         "caught": round(caught, 4), "rows": len(rows)}
         print(f"{name:20s} balanced {bal:.3f}  kept {kept:.3f}  caught {caught:.3f}")
-    del train_scores, train_labels
-    model.meta = {"trained_on": list(TRAIN), "l2": L2, "report": report,
-                  "script": "training/groundedness/train.py"}
-    for f, w in sorted(zip(FEATURES, model.weights), key=lambda x: -abs(x[1])):
-        print(f"  {f:28s} {w:+.3f}", file=sys.stderr)
+    model.meta = {"qa_trained_on": list(QA_TRAIN), "summary_trained_on": list(SUMMARY_TRAIN),
+                  "l2": L2, "report": report, "script": "training/groundedness/train.py"}
+    for kind, m in (("qa", qa), ("summary", summary)):
+        names = list(FEATURES) + [f"{FEATURES[i]}*{FEATURES[j]}" for i, j in m.pairs]
+        print(kind + ": " + ", ".join(f"{f} {w:+.2f}" for f, w in
+                                      sorted(zip(names, m.weights), key=lambda x: -abs(x[1]))[:12]),
+              file=sys.stderr)
     args.out.write_text(json.dumps(model.to_json(), indent=1) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
 

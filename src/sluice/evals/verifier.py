@@ -26,7 +26,8 @@ FEATURES = (
     "cov_all",          # share of the claim's content words found anywhere in the context
     "cov_best",         # ... found in its best passage (a sentence or two neighbours)
     "cov_novel",        # share of the words the question did not give that the context has
-    "novel_in_answer_sentence",  # ... found in the context sentences that answer the question
+    "novel_in_answer_sentence",  # ... found in the context sentence that answers the question
+    "joint",            # best sentence (or neighbour pair) holding the question's and claim's words
     "echo",             # share of the claim's words that only repeat the question
     "no_new_words",     # the claim adds nothing to the question (1/0)
     "names_found",      # share of the claim's names found in the context
@@ -50,6 +51,7 @@ _NUMBER_Q = re.compile(r"\b(?:how (?:many|much|old|long|far|tall|big|large)|what
                        r"when|what (?:number|percentage|age))\b", re.I)
 _YES_NO_A = re.compile(r"^\s*(?:yes|no)\b", re.I)
 _NORM = re.compile(r"[^\w]+")
+_GLUED = re.compile(r"(?<=[a-z0-9)][.!?])(?=[A-Z])")  # "...century.First for Women is..."
 CANDIDATES = 3  # context sentences per claim that are embedded (bounds the MiniLM cost)
 
 
@@ -71,11 +73,24 @@ class Context:
     near_pairs: set[tuple[str, str]]
     normalised: str
     answer_sentences: list[int] = field(default_factory=list)
+    query_tokens: frozenset[str] = frozenset()
+
+    def joint(self, novel: frozenset[str]) -> float:
+        """max over sentences and neighbour pairs of (question share) × (new-word share)."""
+        q = self.query_tokens
+        if not q or not novel:
+            return 1.0
+        best = 0.0
+        toks = self.sentence_tokens
+        for i, t in enumerate(toks):
+            for span in (t, t | toks[i + 1] if i + 1 < len(toks) else t):
+                best = max(best, len(q & span) / len(q) * len(novel & span) / len(novel))
+        return best
 
     @classmethod
     def build(cls, docs: Sequence[str], query: str | None) -> "Context":
         index = ContextIndex.build(list(docs))
-        sentences = [s for d in docs for s in split_sentences(d)]
+        sentences = [p for d in docs for s in split_sentences(d) for p in _GLUED.split(s) if p]
         toks = [content_tokens(s) | frozenset(numbers(s)) for s in sentences]
         pairs: set[tuple[str, str]] = set()
         for s in sentences:
@@ -87,7 +102,8 @@ class Context:
         if query:
             q = content_tokens(query) | frozenset(numbers(query))
             scored = sorted(((len(q & t), -i) for i, t in enumerate(toks)), reverse=True)
-            ctx.answer_sentences = [-i for n, i in scored[:2] if n > 0]
+            ctx.answer_sentences = [-i for n, i in scored[:1] if n > 0]
+            ctx.query_tokens = q
         return ctx
 
     def candidates(self, claim_tokens: frozenset[str]) -> list[int]:
@@ -165,8 +181,9 @@ def claim_features(claim: str, query: str | None, ctx: Context,
             sim_q = float(vecs[-1] @ c)
     wants_number = bool(query and _NUMBER_Q.search(query)) and not claim_numbers
     yes_no = bool(query) and bool(_YES_NO_Q.match(query or "")) != bool(_YES_NO_A.match(claim))
+    joint = ctx.joint(novel | frozenset(claim_numbers)) if query else cov_best
     feats = np.array([
-        cov_all, cov_best, cov_novel, novel_in_ans, echo, float(bool(query) and not novel),
+        cov_all, cov_best, cov_novel, novel_in_ans, joint, echo, float(bool(query) and not novel),
         names_found, float(bool(missing["names"])), float(bool(missing["numbers"])),
         float(bool(claim_numbers) and not missing["numbers"]),
         float(_norm(claim).strip() != "" and _norm(claim) in ctx.normalised),

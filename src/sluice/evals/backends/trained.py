@@ -4,8 +4,11 @@ The weights (``data/groundedness-verifier.json``, a few kilobytes) were fitted b
 ``training/groundedness/train.py`` on public labelled data (training/groundedness/SOURCES.md);
 at run time only numpy and the MiniLM ONNX embedder are needed, nothing is downloaded.
 
-A claim's probability of being supported is ``sigmoid(w · standardised(features) + b)``; an
-answer is as grounded as its weakest claim.
+A claim's probability of being supported is ``sigmoid(w · standardised(features) + b)``, with
+one set of weights for answers to a question (``qa``) and one for text without a question
+(``summary``: summaries, RAG answers whose row has no user question), since the evidence that
+matters differs: with a question, whether the claim is what the context says *about the
+question*; without one, whether its names, numbers, polarity and wording are in the context.
 """
 
 from __future__ import annotations
@@ -25,12 +28,46 @@ from sluice.evals.verifier import FEATURES, ClaimEvidence, Context, claim_featur
 WEIGHTS_PATH = Path(__file__).parent / "data" / "groundedness-verifier.json"
 
 
+HAS_QUESTION = FEATURES.index("has_question")
+
+
 @dataclass
-class VerifierModel:
+class Logistic:
+    """Logistic regression over the features and products of chosen feature pairs."""
+
     mean: np.ndarray
     scale: np.ndarray
     weights: np.ndarray
     bias: float
+    pairs: list[tuple[int, int]]  # products that let evidence interact (verbatim × relation...)
+
+    def expand(self, x: np.ndarray) -> np.ndarray:
+        if not self.pairs:
+            return x
+        return np.concatenate([x, np.stack([x[:, i] * x[:, j] for i, j in self.pairs], 1)], 1)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """P(supported) for each row of a (claims, features) matrix."""
+        z = ((self.expand(x) - self.mean) / self.scale) @ self.weights + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+    def to_json(self) -> dict:
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "weights": self.weights.tolist(), "bias": self.bias,
+                "pairs": [[FEATURES[i], FEATURES[j]] for i, j in self.pairs]}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> "Logistic":
+        pairs = [(FEATURES.index(a), FEATURES.index(b)) for a, b in raw.get("pairs", [])]
+        return cls(np.array(raw["mean"], dtype=np.float64),
+                   np.array(raw["scale"], dtype=np.float64),
+                   np.array(raw["weights"], dtype=np.float64), float(raw["bias"]), pairs)
+
+
+@dataclass
+class VerifierModel:
+    qa: Logistic
+    summary: Logistic
     meta: dict
 
     @classmethod
@@ -39,18 +76,24 @@ class VerifierModel:
         if tuple(raw["features"]) != FEATURES:
             raise ValueError(f"{path}: trained on other features than this code computes; "
                              "retrain with training/groundedness/train.py")
-        return cls(np.array(raw["mean"]), np.array(raw["scale"]), np.array(raw["weights"]),
-                   float(raw["bias"]), raw.get("meta", {}))
+        return cls(Logistic.from_json(raw["qa"]), Logistic.from_json(raw["summary"]),
+                   raw.get("meta", {}))
 
     def to_json(self) -> dict:
-        return {"features": list(FEATURES), "mean": self.mean.tolist(),
-                "scale": self.scale.tolist(), "weights": self.weights.tolist(),
-                "bias": self.bias, "meta": self.meta}
+        return {"features": list(FEATURES), "qa": self.qa.to_json(),
+                "summary": self.summary.to_json(), "meta": self.meta}
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """P(supported) for each row of a (claims, features) matrix."""
-        z = ((x - self.mean) / self.scale) @ self.weights + self.bias
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+        """P(supported) per claim, each by the model for its kind (with or without a question)."""
+        if len(x) == 0:
+            return np.zeros(0)
+        with_q = x[:, HAS_QUESTION] > 0.5
+        out = np.empty(len(x))
+        if with_q.any():
+            out[with_q] = self.qa.predict(x[with_q])
+        if (~with_q).any():
+            out[~with_q] = self.summary.predict(x[~with_q])
+        return out
 
 
 _model: VerifierModel | None = None
