@@ -35,6 +35,9 @@ from sluice.evals.registry import register
 from sluice.evals.text import split_sentences
 
 
+FACT_KEYS = ("names", "numbers", "quotes")
+
+
 def _query(fields: dict[str, Any]) -> str | None:
     q = fields.get("query")
     return q if isinstance(q, str) and q.strip() else None
@@ -159,8 +162,10 @@ class Groundedness(BaseEvaluator):
         probs = self.model.predict(np.array([e.features for e in evidence]))
         out = []
         for claim, ev, p in zip(claims, evidence, probs):
-            ok = bool(p >= 0.5)
             missing = dict(ev.missing)
+            # Invented names, numbers or quotes fail a claim whatever the model says.
+            facts_ok = not (self.require_facts and any(missing.get(k) for k in FACT_KEYS))
+            ok = bool(p >= 0.5) and facts_ok
             if not ok and not any(missing.values()):
                 missing.update(ev.unsupported)
             out.append(ClaimCheck(claim, ok, float(p), ev.evidence, missing))
