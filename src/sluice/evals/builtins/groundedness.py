@@ -5,8 +5,10 @@ Score = supported claims ÷ claims (an answer without checkable claims scores 1)
 - ``verifier`` (default): a logistic model trained on public labelled data
   (training/groundedness/) over length-free evidence features of each claim — words, names and
   numbers found, verbatim match, whether the sentence answering the question holds the claim,
-  negation, MiniLM similarity. A claim is supported when P(supported) ≥ 0.5. Uses ``query``
-  (the question) when the row has one.
+  negation, MiniLM similarity — uses ``query`` (the question) when the row has one. A claim is
+  supported when its names, numbers, quotes and polarity are in the context and either
+  P(supported) ≥ 0.5 or (``lexical_support``) ≥ 80 % of its words stand in one passage, mostly
+  in the same order.
 - ``lexical`` (deterministic, ~0.1 ms a row): numbers, quoted text and names must
   appear in the context; ``min_overlap`` of the claim's content words must appear in one passage;
   negation must agree. Misses paraphrase (false "unsupported") and subtle swaps of common words.
@@ -33,9 +35,11 @@ from sluice.evals.claims import ClaimCheck, ContextIndex, check_lexical, extract
     missing_facts, negated
 from sluice.evals.registry import register
 from sluice.evals.text import split_sentences
+from sluice.evals.verifier import FEATURES
 
 
-FACT_KEYS = ("names", "numbers", "quotes")
+FACT_KEYS = ("names", "numbers", "quotes", "negation")
+LEXICAL_COVER, LEXICAL_ORDER = 0.8, 0.5  # chosen on HaluEval dev and the demo corpus
 
 
 def _query(fields: dict[str, Any]) -> str | None:
@@ -73,7 +77,7 @@ class Groundedness(BaseEvaluator):
                  min_overlap: float = 0.6, min_similarity: float = 0.6,
                  require_facts: bool = True, embedder: str = "auto",
                  nli_model: str | None = None, entailment_threshold: float = 0.5,
-                 judge: dict[str, Any] | None = None):
+                 judge: dict[str, Any] | None = None, lexical_support: bool = True):
         super().__init__(threshold=threshold)
         if backend not in BACKENDS:
             raise ConfigError(f"evaluator 'groundedness': unknown backend '{backend}'; "
@@ -84,6 +88,7 @@ class Groundedness(BaseEvaluator):
         self.require_facts = require_facts
         self.embedder_name = embedder
         self.entailment_threshold = entailment_threshold
+        self.lexical_support = lexical_support
         self._nli_cache: dict[tuple[str, str], dict[str, float]] = {}
         if backend == "nli":
             if not nli_model:
@@ -163,9 +168,15 @@ class Groundedness(BaseEvaluator):
         out = []
         for claim, ev, p in zip(claims, evidence, probs):
             missing = dict(ev.missing)
-            # Invented names, numbers or quotes fail a claim whatever the model says.
+            # Invented names, numbers or quotes, or a flipped "not", fail a claim whatever the
+            # model says; a claim whose words stand in one passage in the same order is supported
+            # whatever the model says (the model, trained on HaluEval, distrusts any answer that
+            # is not a copy of the context, and would fail most faithful paraphrases).
             facts_ok = not (self.require_facts and any(missing.get(k) for k in FACT_KEYS))
-            ok = bool(p >= 0.5) and facts_ok
+            f = dict(zip(FEATURES, ev.features))
+            lexical = self.lexical_support and f["cov_best"] >= LEXICAL_COVER \
+                and f["order_kept"] >= LEXICAL_ORDER
+            ok = bool(facts_ok and (lexical or p >= 0.5))
             if not ok and not any(missing.values()):
                 missing.update(ev.unsupported)
             out.append(ClaimCheck(claim, ok, float(p), ev.evidence, missing))
