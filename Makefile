@@ -14,6 +14,14 @@ test: $(VENV)/.installed-test  ## set up and run every test (PostgreSQL tests ne
 bench: $(VENV)/.installed-test  ## run the benchmarks, results in bench/results/
 	$(BIN)/python bench/gate_bench.py
 
+.PHONY: bench-gate-sim
+bench-gate-sim: $(VENV)/.installed-test  ## gate verdict rates by scenario (A/A, regressions), results in bench/results/gate_sim.*
+	$(BIN)/python bench/gate_sim.py
+
+.PHONY: bench-dashboard
+bench-dashboard: $(VENV)/.installed-test  ## dashboard page times with 10M spans (store cached in ~/.cache/sluice-bench), results in bench/results/dashboard.*
+	flock /tmp/sluice-cpu.lock nice $(BIN)/python bench/dashboard_bench.py
+
 .PHONY: bench-gateway
 LITELLM_VENV = bench/.venv-litellm
 bench-gateway: $(VENV)/.installed-test $(LITELLM_VENV)/.installed  ## gateway vs LiteLLM on loopback, results in bench/results/gateway.*

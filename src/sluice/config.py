@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sluice.errors import ConfigError, Location
 from sluice.gateway.config import GatewaySettings
+from sluice.rollout.settings import RolloutSettings
+from sluice.monitor.config import MonitoringSettings
 from sluice.telemetry.config import TelemetrySettings
 from sluice.yamlio import load_yaml, validate_model
 
@@ -53,6 +55,8 @@ class Settings(Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     source: str | None = Field(default=None, exclude=True)  # the file these came from
 
 

@@ -24,12 +24,22 @@ class _LineLoader(yaml.SafeLoader):
     """SafeLoader that records the line of each mapping key and sequence item."""
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, path: tuple, line: int, first: int):
+        self.path, self.line, self.first = path, line, first
+
+
 def _walk(node: yaml.Node, path: tuple, lines: LineMap) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            lines[path + (key,)] = key_node.start_mark.line + 1
+            line = key_node.start_mark.line + 1
+            if key in seen and key != "<<":  # PyYAML keeps the last silently; a lost setting is a bug
+                raise _DuplicateKey(path + (key,), line, seen[key])
+            seen[key] = line
+            lines[path + (key,)] = line
             _walk(value_node, path + (key,), lines)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
@@ -51,7 +61,11 @@ def parse_yaml(text: str, file: str) -> tuple[Any, LineMap]:
         raise ConfigError(f"invalid YAML: {e}", Location(file=file)) from None
     lines: LineMap = {}
     if node is not None:
-        _walk(node, (), lines)
+        try:
+            _walk(node, (), lines)
+        except _DuplicateKey as e:
+            raise ConfigError(f"duplicate key '{dotted(e.path)}' (first set at line {e.first})",
+                              Location(file=file, line=e.line)) from None
     return data, lines
 
 

@@ -77,6 +77,17 @@ def test_upstream_errors_beyond_the_error_budget_give_the_exit_5_verdict(toy, bo
     assert set(budget.values()) == {"error"} and len(budget) == 2, budget
 
 
+def test_exit_5_names_the_cause_first_and_not_the_checks_that_follow_from_it(toy, both_down):
+    proc, _ = both_down
+    report = json.loads((toy.root / "down.json").read_text())
+    closed = next(r for r in report["reasons"] if r.startswith("baseline target failed: connection ×40 ("))
+    assert "127.0.0.1" in closed and "connection failed" in closed, closed
+    assert report["reasons"][0].startswith("candidate target failed: http_5xx ×40 ("), report["reasons"]
+    assert len(report["reasons"]) <= 3 and not any("pass-rate delta" in r for r in report["reasons"])
+    banner = proc.stdout[:proc.stdout.index("Evaluators by cohort")]
+    assert "baseline target failed: connection ×40" in " ".join(banner.split())
+
+
 def test_upstream_errors_beyond_the_error_budget_exit_5(both_down):
     assert both_down[0].returncode == 5
 

@@ -101,3 +101,30 @@ def test_latency_and_cost_measures():
     assert m.ratio["p95"] == pytest.approx(1.5)
     assert m.ratio_ci["p95"].low == pytest.approx(1.5) and m.ratio_ci["p95"].high == pytest.approx(1.5)
     assert ms.cost_for(ALL).cost_ratio == pytest.approx(2.0)
+
+
+def test_score_delta_is_candidate_minus_baseline():
+    rows = make_rows({"a": 30})
+    rng = np.random.default_rng(4)
+    base_scores = rng.uniform(0.6, 1.0, 30)
+    cand_scores = base_scores - 0.2
+    ms = compare(default_policy(), rows, make_records(rows, {"ev": _ones(30)}, scores={"ev": cand_scores}),
+                 make_records(rows, {"ev": _ones(30)}, scores={"ev": base_scores}), info("c", ["ev"]), info("b", ["ev"]))
+    m = ms.eval_for("ev", ALL)
+    assert m.score_delta == pytest.approx(-0.2)
+    assert m.score_delta_ci.high < 0 and m.mean_score_candidate == pytest.approx(float(cand_scores.mean()))
+
+
+def test_score_delta_pairs_only_rows_judged_on_both_sides():
+    """A baseline evaluator error leaves that row out of the paired delta, not in it at score 0."""
+    rows = make_rows({"a": 20})
+    scores = {"ev": np.full(20, 0.5)}
+    base = make_records(rows, {"ev": _ones(20)}, scores=scores)
+    for row in rows[:5]:
+        rec = base[row.id]
+        base[row.id] = rec.model_copy(update={"evals": {"ev": rec.evals["ev"].model_copy(update={"error": "judge down"})}})
+    ms = compare(default_policy(), rows, make_records(rows, {"ev": _ones(20)}, scores=scores), base,
+                 info("c", ["ev"]), info("b", ["ev"]))
+    m = ms.eval_for("ev", ALL)
+    assert (m.n_paired, m.n_candidate) == (15, 20)
+    assert m.score_delta == 0.0

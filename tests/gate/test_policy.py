@@ -8,7 +8,7 @@ def test_empty_policy_is_the_default():
     assert parse_policy("") == default_policy()
     assert parse_policy("").digest == default_policy().digest
     t = default_policy().thresholds_for("anything", None)
-    assert t.max_regression == 0.02 and t.min_pass_rate is None
+    assert t.max_regression == "auto" and t.min_pass_rate is None
 
 
 def test_thresholds_inherit_field_by_field():
@@ -30,7 +30,7 @@ cohorts:
     billing = p.thresholds_for("groundedness", "billing")
     assert (billing.min_pass_rate, billing.max_regression) == (0.9, None)  # explicit null switches it off
     other = p.thresholds_for("tone", "billing")
-    assert (other.min_pass_rate, other.max_regression) == (0.9, 0.02)
+    assert (other.min_pass_rate, other.max_regression) == (0.9, "auto")
     assert p.is_critical("groundedness") and not p.is_critical("tone")
 
 

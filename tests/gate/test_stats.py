@@ -1,8 +1,9 @@
 import math
+from statistics import NormalDist
 
 import numpy as np
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import binom, binomtest
 
 from sluice.gate import stats
 
@@ -57,8 +58,15 @@ def test_newcombe_coverage_on_synthetic_pairs():
     assert 0.92 <= covered / reps <= 0.99
 
 
-def test_bca_interval_constant_sample_is_a_point():
-    assert stats.mean_interval(np.full(50, 0.25), 500, [1]) == (0.25, 0.25)
+def test_a_sample_without_spread_gets_an_interval_not_a_point():
+    # 50 values of 0.25 in [-1, 1]: q = 1 - 0.025^(1/50) = 0.0711 of rows could sit at either bound
+    lo, hi = stats.mean_interval(np.full(50, 0.25), 500, [1])
+    q = 1 - 0.025 ** (1 / 50)
+    assert (lo, hi) == (pytest.approx(0.25 - q * 1.25), pytest.approx(0.25 + q * 0.75))
+    # 20 perfect scores in [0, 1]: the Clopper-Pearson bound for 20 of 20
+    lo, hi = stats.bca_interval(np.ones(100), np.ones(20), 0.95, bounds=(0.0, 1.0))
+    assert lo == pytest.approx(binomtest(20, 20).proportion_ci(0.95, method="exact").low) and hi == 1.0
+    assert stats.bca_interval(np.ones(10), np.ones(1), 0.95)[0] < 0.03  # one row says almost nothing
 
 
 def test_bootstrap_is_seeded():
@@ -113,6 +121,26 @@ def test_resampled_means_equal_the_means_of_the_same_resamples():
     assert np.allclose(out, expected, rtol=0, atol=1e-12)
 
 
+def test_order_statistic_quantile_bounds_match_the_binomial_ranks():
+    x = np.arange(1, 401, dtype=float)  # x_(k) = k
+    lo, hi = stats.quantile_bounds(x, 0.99, 0.95)
+    # upper rank u: smallest with P(B <= u - 1) >= 0.975; lower rank l: largest with P(B <= l - 1) <= 0.025
+    cdf = binom.cdf(np.arange(401), 400, 0.99)
+    assert hi == np.flatnonzero(cdf >= 0.975)[0] + 1
+    assert lo == np.flatnonzero(cdf <= 0.025)[-1] + 1
+    assert stats.quantile_bounds(x[:367], 0.99, 0.95) is None  # 0.99^367 > 0.025: no upper bound exists
+    assert stats.quantile_min_rows(0.99, 0.95) == 368 and stats.quantile_min_rows(0.95, 0.95) == 72
+
+
+def test_p99_upper_bound_covers_at_least_as_often_as_it_says():
+    """The percentile bootstrap's p99 upper bound fell below the true p99 17.5% of the time at
+    n = 300 (2.5% nominal); the order-statistic bound keeps to 2.5%."""
+    rng = np.random.default_rng(5)
+    true_p99 = math.exp(5 + 0.6 * 2.3263478740408408)
+    misses = sum(stats.quantile_bounds(rng.lognormal(5, 0.6, 400), 0.99, 0.95)[1] < true_p99 for _ in range(1000))
+    assert misses / 1000 <= 0.035
+
+
 def test_quantiles_and_ratio_interval():
     base = np.arange(1, 1001, dtype=float)
     cand = base * 2
@@ -120,3 +148,24 @@ def test_quantiles_and_ratio_interval():
     (cand_ci, ratio_ci) = stats.quantile_intervals(cand, base, (0.95,), 500, [0])[0.95]
     assert ratio_ci == (pytest.approx(2.0), pytest.approx(2.0))  # pairs scale together in every resample
     assert cand_ci[0] < 1900.1 < cand_ci[1]
+
+
+def test_bca_uses_the_textbook_bias_correction_and_acceleration():
+    """Efron & Tibshirani (1993), eq. 14.10, on a bootstrap distribution built so that its
+    q-quantile is q: the interval's ends are then the adjusted levels themselves."""
+    boot = np.linspace(0.0, 1.0, 200_001)
+    sample = np.array([0.0, 0.0, 0.1, 0.1, 0.2, 0.3, 0.9])  # right-skewed: acceleration > 0
+    theta = sample.mean()  # 0.2286: 22.86% of boot lies below it, so z0 = inv_cdf(0.2286) < 0
+    nd = NormalDist()
+    z0 = nd.inv_cdf(float(np.mean(boot < theta)))
+    jack = (sample.sum() - sample) / (sample.size - 1)
+    d = jack.mean() - jack
+    a = (d**3).sum() / (6 * ((d**2).sum()) ** 1.5)
+    assert z0 < -0.5 and a > 0.05
+
+    def level(z_alpha):
+        return nd.cdf(z0 + (z0 + z_alpha) / (1 - a * (z0 + z_alpha)))
+
+    lo, hi = stats.bca_interval(boot, sample, 0.95)
+    assert lo == pytest.approx(level(-1.959964), abs=1e-4)
+    assert hi == pytest.approx(level(1.959964), abs=1e-4)

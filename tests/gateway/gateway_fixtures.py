@@ -22,7 +22,8 @@ from sluice.telemetry.schema import SPAN_COLUMNS
 
 def make_release(store: Any, root: Path, name: str, version: str, base_url: str, model: str = "m-primary", *,
                  system: str | None = None, fallbacks: list[dict] | None = None, guardrails: list[dict] | None = None,
-                 params: dict | None = None, prompt: str | None = None, timeout_s: float | None = None) -> str:
+                 params: dict | None = None, prompt: str | None = None, timeout_s: float | None = None,
+                 api_key_env: str | None = None) -> str:
     """Write and register a release; returns its ``name@version``."""
     folder = root / f"{name}-{version}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -34,6 +35,8 @@ def make_release(store: Any, root: Path, name: str, version: str, base_url: str,
         responder["params"] = params
     if timeout_s is not None:
         responder["timeout_s"] = timeout_s
+    if api_key_env is not None:
+        responder["api_key_env"] = api_key_env
     if fallbacks:
         responder["fallbacks"] = [{"provider": "openai", "base_url": base_url, **f} for f in fallbacks]
     if prompt is not None:

@@ -35,8 +35,10 @@ def test_put_changes_routing_and_is_kept(duckdb_store, tmp_path, upstream):
         assert [(d["name"], d["stable"], d["canary"]) for d in listed] == [("d", stable, None)]
         assert httpx.get(url + "/api/deployments", headers={"authorization": f"Bearer {app_key}"}).status_code == 403
         assert httpx.put(url + "/api/deployments/d", json={"stable": stable}).status_code == 401
-        r = httpx.put(url + "/api/deployments/d", headers=auth,
-                      json={"stable": stable, "canary": {"release": canary, "weight_bp": 10000}})
+        gated = {"stable": stable, "canary": {"release": canary, "weight_bp": 10000}}
+        refused = httpx.put(url + "/api/deployments/d", headers=auth, json=gated)  # no passing gate stored
+        assert refused.status_code == 412 and refused.json()["error"]["code"] == "gate_required", refused.text
+        r = httpx.put(url + "/api/deployments/d", headers=auth, json=gated, params={"force": "true", "reason": "test"})
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["releases"]["canary"] == gw.deployments["d"].canary.digest and body["version"] > listed[0]["version"]
@@ -120,7 +122,7 @@ def test_two_replicas_on_postgres_apply_a_weight_change(pg_store, pg_database_ur
                                       timeout=10).headers["x-sluice-route"] for u in users}
 
             assert set(releases(url_a).values()) == set(releases(url_b).values()) == {"stable"}
-            r = httpx.put(url_a + "/api/deployments/d", timeout=10, json={
+            r = httpx.put(url_a + "/api/deployments/d", timeout=10, params={"force": "true", "reason": "test"}, json={
                 "stable": stable, "canary": {"release": canary, "weight_bp": 5000}, "salt": "s1"})
             assert r.status_code == 200, r.text
             changed = time.monotonic()

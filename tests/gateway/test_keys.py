@@ -57,5 +57,5 @@ def test_gateway_keys_are_hashed_and_revocable(duckdb_store):
 
 
 def test_unknown_scope_is_refused(duckdb_store):
-    with pytest.raises(ConfigError, match="ingest, admin or gateway"):
+    with pytest.raises(ConfigError, match="ingest, admin, gateway or read"):
         create_key(duckdb_store, "x", "root")

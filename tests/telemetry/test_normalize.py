@@ -57,7 +57,8 @@ def test_kind_from_genai_operation(operation, kind):
 
 def test_unknown_kind_and_defaults():
     r = norm({})
-    assert (r["kind"], r["deployment"], r["release"], r["route"], r["cohort"]) == ("UNKNOWN", "", "", "", "default")
+    # "" = not attributed: the writer inherits from the trace's attributed ancestor, else "default"
+    assert (r["kind"], r["deployment"], r["release"], r["route"], r["cohort"]) == ("UNKNOWN", "", "", "", "")
     assert r["is_request"] and not r["fallback_used"] and not r["cache_hit"]
 
 
@@ -112,3 +113,47 @@ def test_evaluations_become_eval_rows():
 
 def test_nul_characters_are_dropped_from_typed_text():
     assert norm({"llm.model_name": "gp\x00t"})["model"] == "gpt"
+
+
+TRACEAI_RESOURCE = {"project_name": "support-agent", "project_type": "observe", "project_version_name": "1.0.0",
+                    "metadata": '{"cohort": "enterprise"}',
+                    "semantic_convention": "fi"}
+
+
+def test_traceai_resource_attribution():
+    r = norm({"gen_ai.span.kind": "LLM"}, TRACEAI_RESOURCE)
+    assert (r["deployment"], r["release"], r["cohort"]) == ("support-agent", "1.0.0", "enterprise")
+
+
+def test_span_attributes_take_precedence_over_the_resource():
+    r = norm({"metadata": '{"cohort": "free"}', "sluice.deployment": "chat", "sluice.release": "2.0.0"},
+             TRACEAI_RESOURCE)
+    assert (r["deployment"], r["release"], r["cohort"]) == ("chat", "2.0.0", "free")
+    # a span metadata without the key falls back to the resource's metadata
+    assert norm({"metadata": '{"other": 1}'}, TRACEAI_RESOURCE)["cohort"] == "enterprise"
+
+
+def test_model_from_request_parameters_when_absent():
+    settings = TelemetrySettings(prices={"gpt-4o-mini": Price(input=0.15, output=0.6)})
+    params = '{"model": "gpt-4o-mini", "stream": true}'
+    r = norm({"gen_ai.span.kind": "LLM", "gen_ai.request.parameters": params, "gen_ai.usage.input_tokens": 1000,
+              "gen_ai.usage.output_tokens": 100}, settings=settings)
+    assert r["model"] == "gpt-4o-mini"
+    assert r["cost"] == pytest.approx((1000 * 0.15 + 100 * 0.6) / 1e6)
+    assert r["attributes"]["gen_ai.request.parameters"] == params  # kept as sent
+    assert norm({"gen_ai.request.model": "m1", "gen_ai.request.parameters": params})["model"] == "m1"
+
+
+def test_genai_evaluation_attributes_and_events():
+    r = norm({"gen_ai.operation.name": "chat", "gen_ai.evaluation.name": "relevance",
+              "gen_ai.evaluation.score.value": 0.9, "gen_ai.evaluation.score.label": "pass"})
+    assert r["kind"] == "LLM"
+    assert [e[1:6] for e in r["_evals"]] == [("b" * 16, "relevance", True, 0.9, "pass")]
+    event = ("gen_ai.evaluation.result", 1_200_000_000,
+             {"gen_ai.evaluation.name": "faithfulness", "gen_ai.evaluation.score.value": 0.1,
+              "gen_ai.evaluation.score.label": "fail", "gen_ai.evaluation.explanation": "made up"})
+    other = ("gen_ai.evaluation.result", 1_200_000_000,
+             {"gen_ai.evaluation.name": "tone", "gen_ai.evaluation.target_span_id": "c" * 16})
+    r = norm({"gen_ai.operation.name": "chat"}, events=[event, other, ("log", 1, {})])
+    assert [e[1:6] for e in r["_evals"]] == [("b" * 16, "faithfulness", False, 0.1, "fail"),
+                                             ("c" * 16, "tone", None, None, None)]

@@ -44,7 +44,8 @@ SPECIAL_KEYS = ["gen_ai.operation.name", "metadata", "evaluations.0.evaluation.n
                 "llm.cost.completion", "gen_ai.cost.input", "gen_ai.cost.output", "gen_ai.evaluation.name",
                 "gen_ai.evaluation.score.value", "eval.label", "sluice.eval.passed", "sluice.deployment",
                 "sluice.release", "sluice.route", "sluice.cohort", "langfuse.release", "app.deployment", "route",
-                "tier", "@resource", "@events", "@status_message", "service.name", "service.version"]
+                "tier", "@resource", "@events", "@status_message", "service.name", "service.version",
+                "gen_ai.request.parameters", "gen_ai.evaluation.target_span_id", "project_name"]
 OTHER_KEYS = ["input.value", "output.value", "llm.input_messages.0.message.content", "gen_ai.request.temperature",
               "gen_ai.response.finish_reasons", "llm.invocation_parameters", "naïve.ключ", "", "k" * 200,
               "tab\tkey", 'quote"key', "emoji 😀"]
@@ -54,7 +55,7 @@ TEXTS = ["gpt-4o-mini", "gpt-4o-2024-08-06", "claude-3", "openai", "LLM", "llm",
          "ValueError", "naïve 日本語", "emoji 😀 text", "nul\x00inside", "\x00", "ctl\x01\x1f\x7f", 'q"uo\\te\n',
          "ǅ ß ﬁ", "x" * 300, '{"deployment": "d1", "version": "v9", "tier": "gold", "cohort": "pro"}',
          '{"tier": ["a", 1], "deployment": {"x": 1}, "version": null}', '{"tier": ""}', "{broken", "[1, 2]",
-         "{}", "s1", "u7"]
+         "{}", "s1", "u7", '{"model": "gpt-4o-mini", "stream": true}', '{"model": ""}', '{"model": 7}']
 
 
 def rand_value(r: random.Random, depth: int = 0):
@@ -92,7 +93,7 @@ def random_request(r: random.Random) -> bytes:
         if r.random() < 0.85:
             add_attrs(rs.resource.attributes, r, r.randint(0, 5),
                       ["service.name", "service.version", "deployment.environment", "route", "tier",
-                       "telemetry.sdk.name", "naïve"])
+                       "telemetry.sdk.name", "naïve", "metadata", "project_name", "project_version_name"])
         for _ in range(r.randint(0, 2)):
             ss = rs.scope_spans.add()
             if r.random() < 0.5:

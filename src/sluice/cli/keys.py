@@ -9,6 +9,7 @@ from rich.table import Table
 
 from sluice.auth.keys import SCOPES, create_key, list_keys, revoke_key
 from sluice.cli import context
+from sluice.cli.output import print_json
 from sluice.telemetry import schema as _schema  # noqa: F401 - registers the telemetry tables before the store opens
 
 app = typer.Typer(help="Create, list and revoke API keys (stored hashed).", no_args_is_help=True)
@@ -26,14 +27,22 @@ def create(
 
 
 @app.command("list")
-def list_(all_: bool = typer.Option(False, "--all", help="Include revoked keys.")) -> None:
+def list_(
+    all_: bool = typer.Option(False, "--all", help="Include revoked keys."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """List keys (ids, names, scopes — never secrets)."""
+    keys = list_keys(context.store(), include_revoked=all_)
+    if as_json:
+        print_json([{"id": k.id, "name": k.name, "scope": k.scope, "created_at": k.created_at,
+                     "revoked_at": k.revoked_at} for k in keys])
+        return
     table = Table("id", "name", "scope", "created", "revoked")
 
     def when(t: float | None) -> str:
         return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if t else ""
 
-    for k in list_keys(context.store(), include_revoked=all_):
+    for k in keys:
         table.add_row(k.id, k.name, k.scope, when(k.created_at), when(k.revoked_at))
     context.console().print(table)
 

@@ -1,5 +1,16 @@
 """The ``sluice`` command. Each command group lives in its own module; this one wires them and
-turns every ``SluiceError`` into one line on stderr and the exit code the contract assigns."""
+turns every ``SluiceError`` into one line on stderr and the exit code the contract assigns.
+
+Conventions every command follows (docs/cli.md, "Conventions"):
+- Errors are one ``error: …`` line on stderr; usage errors (unknown option, missing argument)
+  too, with the command's ``--help`` named, exit 3. A bare ``sluice`` (or group) prints its help, exit 0.
+- Every list/show command takes ``--json``; a ``--json``/report path of ``-`` means standard
+  output (``cli.output.write_json``).
+- Help shows ``--option NAME`` placeholders, never types (``<str>``), and nothing for flags.
+- Release filters accept every form the output shows: ``name@version``, ``name``, a short or full
+  ``sha256:`` digest (``cli.refs``); an unknown release is an error naming it, exit 3.
+- Numbers are never truncated: tables fold columns instead of cutting digits.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +48,7 @@ def _root(
 
 
 def _register() -> None:
-    from sluice.cli import dataset, demo, gate, init, keys, metrics, release, serve
+    from sluice.cli import alerts, audit, dataset, demo, drift, gate, init, keys, metrics, release, rollout, serve
 
     dataset.app.command("from-traces", help=metrics.dataset_from_traces.__doc__)(metrics.dataset_from_traces)
     app.add_typer(release.app, name="release", help="Register, list, show and diff releases.")
@@ -48,6 +59,10 @@ def _register() -> None:
     app.command("serve", help=serve.serve.__doc__)(serve.serve)
     app.command("metrics", help=metrics.metrics.__doc__)(metrics.metrics)
     app.add_typer(keys.app, name="keys", help="Create, list and revoke API keys.")
+    app.command("audit", help=audit.audit.__doc__)(audit.audit)
+    app.command("drift", help=drift.drift.__doc__)(drift.drift)
+    app.add_typer(rollout.app, name="rollout", help="Start, watch and steer rollouts.")
+    app.add_typer(alerts.app, name="alerts", help="List open and recent alerts of the monitors.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     from typer._click.exceptions import ClickException
     from typer.exceptions import Abort
 
+    from typer._click.exceptions import NoArgsIsHelpError
+
     try:
-        code = app(args=argv, prog_name="sluice", standalone_mode=False)
+        code = _command()(args=argv, prog_name="sluice", standalone_mode=False)
         if isinstance(code, int):  # a command's typer.Exit(code) comes back as the return value
             return code
     except SluiceError as e:
@@ -72,12 +89,47 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0) if isinstance(e.code, int) else ExitCode.USAGE
     except Abort:
         return 130
-    except ClickException as e:  # unknown option, missing argument, no such command
-        e.show()
+    except NoArgsIsHelpError as e:  # a bare ``sluice`` or ``sluice keys``: the help is the answer
+        typer.echo(e.format_message())
+        return 0
+    except ClickException as e:  # unknown option, missing argument, no such command: one line
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        context.console_err().print(f"[bold red]error:[/] {_escape(e.format_message())}{_escape(hint)}",
+                                    highlight=False)
         return int(ExitCode.USAGE)
     finally:
         context.close()
     return 0
+
+
+def _command():
+    """The click command tree, with plain placeholders in help (``--since SINCE``, flags bare)."""
+    from typer.main import get_command
+
+    cmd = get_command(app)
+    _plain_metavars(cmd)
+    return cmd
+
+
+def _plain_metavars(cmd) -> None:
+    for p in cmd.params:
+        if p.param_type_name == "argument":  # usage and rows say NAME ({NAME}: required); no type column
+            p.metavar = p.metavar or p.name.upper().replace("_", "-")
+            p.display_type_rich = lambda ctx: None
+        elif p.metavar is None:
+            p.metavar = "" if getattr(p, "is_flag", False) else p.name.upper().replace("_", "-")
+    make_help_option = cmd.get_help_option
+
+    def help_option(ctx):
+        opt = make_help_option(ctx)
+        if opt is not None:
+            opt.metavar = ""
+        return opt
+
+    cmd.get_help_option = help_option
+    for sub in (getattr(cmd, "commands", None) or {}).values():
+        _plain_metavars(sub)
 
 
 def _escape(text: str) -> str:

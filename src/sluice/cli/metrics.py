@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import orjson
 import typer
+from rich.cells import cell_len
 from rich.table import Column, Table
 
 from sluice.cli import context
 from sluice.telemetry import schema as _schema  # noqa: F401 - registers the telemetry tables before the store opens
 from sluice.telemetry.metrics import DIMENSIONS, MetricsQuery, compute_metrics
+from sluice.telemetry.release_refs import traced_values
 from sluice.telemetry.timespec import parse_duration, parse_instant_ns
 
 TABLE_COLUMNS = (
@@ -23,7 +25,8 @@ TABLE_COLUMNS = (
 
 def metrics(
     deployment: str = typer.Option(None, "--deployment", "-d", help="Only this deployment."),
-    release: str = typer.Option(None, "--release", help="Only this release (digest or version as traced)."),
+    release: str = typer.Option(None, "--release", help="Only this release: name@version, name, a short or full "
+                                "digest, or as traced."),
     route: str = typer.Option(None, "--route", help="Only this route (stable, canary, fallback, …)."),
     cohort: str = typer.Option(None, "--cohort", help="Only this cohort."),
     since: str = typer.Option("24h", "--since", help="Start: ISO-8601, Unix seconds, or a duration ago (1h)."),
@@ -34,14 +37,15 @@ def metrics(
 ) -> None:
     """Request, error, fallback and cache rates, latency and TTFT quantiles, tokens, cost, evaluator
     fail and feedback rates by deployment × release × route × cohort × window."""
+    store = context.store()
     q = MetricsQuery(
-        deployment=deployment, release=release, route=route, cohort=cohort,
+        deployment=deployment, release=traced_values(store, release) if release else None, route=route, cohort=cohort,
         since_ns=parse_instant_ns(since, "--since") if since else None,
         until_ns=parse_instant_ns(until, "--until") if until else None,
         window_s=int(parse_duration(window, "--window")) if window else None,
         group_by=tuple(g.strip() for g in group_by.split(",") if g.strip()),
     )
-    rows = compute_metrics(context.store(), q)
+    rows = compute_metrics(store, q)
     if as_json:
         typer.echo(orjson.dumps({"groups": rows}, option=orjson.OPT_INDENT_2).decode())
         return
@@ -49,11 +53,24 @@ def metrics(
         context.console_err().print("no spans in the selected range")
         return
     keys = list(q.group_by) + (["window_start"] if q.window_s else [])
-    table = Table(*(Column(k, no_wrap=True) for k in keys), *(label for _, label, _ in TABLE_COLUMNS))
     names = _release_names(rows)
-    for r in rows:
-        table.add_row(*(_group_value(k, r[k], names) for k in keys), *(_fmt(r[k], f) for k, _, f in TABLE_COLUMNS))
-    context.console().print(table)
+    cells = [[_group_value(k, r[k], names) for k in keys] + [_fmt(r[k], f) for k, _, f in TABLE_COLUMNS]
+             for r in rows]
+    # a number is never cut: every column is as wide as its widest cell; a table wider than the
+    # terminal wraps whole lines rather than shortening digits to "141…"
+    labels = keys + [label for _, label, _ in TABLE_COLUMNS]
+    widths = [max(cell_len(c) for c in (label, *col)) for label, col in zip(labels, zip(*cells))]
+    table = Table(*(Column(label, no_wrap=True, min_width=w, justify="left" if i < len(keys) else "right")
+                    for i, (label, w) in enumerate(zip(labels, widths))))
+    for row in cells:
+        table.add_row(*row)
+    console = context.console()
+    console.print(table, width=max(console.width, table_width(widths)), crop=False)
+
+
+def table_width(widths: list[int]) -> int:
+    """Rich's box table: each column its content plus 2 of padding plus 1 border, and one more border."""
+    return sum(w + 3 for w in widths) + 1
 
 
 def _release_names(rows: list[dict]) -> dict[str, str]:
@@ -84,17 +101,25 @@ def dataset_from_traces(
     by: str = typer.Option("cohort", "--by", help="cohort | failure | feedback"),
     cohort: str = typer.Option(None, "--cohort", help="Only this cohort."),
     deployment: str = typer.Option(None, "--deployment", "-d", help="Only this deployment."),
-    release: str = typer.Option(None, "--release", help="Only this release."),
+    release: str = typer.Option(None, "--release", help="Only this release (any form the metrics table shows)."),
     since: str = typer.Option(None, "--since", help="Only traces since (ISO-8601, Unix seconds, or 7d ago)."),
     limit: int = typer.Option(100, "--limit", help="Traces per cohort (--by cohort) or in total."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed (same seed + same data = same version)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Sample production traces into a new dataset version (input, retrieved context, output, trace id)."""
+    from sluice.cli.output import print_json
     from sluice.telemetry.sampling import from_traces
 
+    store = context.store()
     record, created, skipped = from_traces(
-        context.store(), name, by=by, cohort=cohort, deployment=deployment, release=release,
+        store, name, by=by, cohort=cohort, deployment=deployment,
+        release=traced_values(store, release) if release else None,
         since_ns=parse_instant_ns(since, "--since") if since else None, limit=limit, seed=seed)
+    if as_json:
+        print_json({"name": record.name, "version": record.version, "rows": record.row_count,
+                    "cohorts": record.cohorts, "created": created, "skipped": skipped})
+        return
     verb = "created" if created else "already exists:"
     cohorts = ", ".join(f"{c} {n}" for c, n in record.cohorts.items())
     context.console().print(f"{verb} {record.name}@{record.version[:19]} — {record.row_count} rows ({cohorts})"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from sluice.cli import context
-from sluice.errors import ConfigError
 from sluice.telemetry.config import TelemetrySettings, load_telemetry_settings
 
 
@@ -20,22 +21,49 @@ def serve(
     telemetry: str = typer.Option(None, "--telemetry", help="YAML file with attribution rules, prices, limits."),
     insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback bind while no API key exists."),
 ) -> None:
-    """Run the Sluice server: the gateway (/v1/chat/completions), OTLP ingest, feedback, metrics, health."""
+    """Run the Sluice server: the gateway (/v1/chat/completions), OTLP ingest, feedback, metrics, rollout
+    controller (/api/rollouts), audit, health, dashboard (/ui)."""
     from sluice.auth.keys import KeyRing
     from sluice.gateway.app import make_gateway
     from sluice.server.app import create_app
-    from sluice.server.runner import LOOPBACK, serve_forever
+    from sluice.server.runner import bind, serve_forever
+    from sluice.server.security import refuse_open_bind
 
     settings = context.settings()
     host = host or settings.server.host
     port = port or settings.server.port
     store = context.store()
-    if host not in LOOPBACK and not insecure and not KeyRing(store).enforced():
-        raise ConfigError(f"refusing to bind {host} with no API key: anyone could write spans and read metrics. "
-                          "Create keys with 'sluice keys create NAME --scope ingest|admin' or pass --insecure")
+    refuse_open_bind(host, KeyRing(store), insecure)
     gateway = make_gateway(settings.gateway, store)  # resolves every deployment's releases up front
+    gateway.require_gate = settings.rollout.require_gate
+    from sluice.audit.api import router as audit_api
+    from sluice.monitor.api import router as monitor_api
+    from sluice.monitor.service import MonitorService
+    from sluice.rollout.api import RolloutService, make_router
     from sluice.server.catalog import router as catalog
+    from sluice.web import dashboard_router
 
-    app = create_app(store, telemetry_settings(telemetry), routers=[gateway.router, catalog])
-    context.console_err().print(f"sluice serving on http://{host}:{port} (store {store.url.split('@')[-1]})")
-    serve_forever(app, host, port)
+    rollouts = RolloutService(store, settings.rollout, reload=gateway.reload)
+    monitors = MonitorService(store, settings.monitoring)  # evaluated on a schedule; one replica at a time
+    routers = [gateway.router, catalog, make_router(rollouts), audit_api, monitor_api, monitors.router,
+               dashboard_router()]
+    app = create_app(store, telemetry_settings(telemetry), routers=routers)
+    err = context.console_err()
+    for var, where in missing_key_variables(gateway.deployments):
+        err.print(f"[yellow]warning:[/] environment variable {var} is not set: {where} will answer 503 "
+                  "until it is (set it and restart)", highlight=False)
+    sock = bind(host, port)  # a busy port fails here, before anything says "serving"
+    err.print(f"sluice serving on http://{host}:{port} (store {store.url.split('@')[-1]})")
+    serve_forever(app, host, port, sock=sock)
+
+
+def missing_key_variables(deployments: dict) -> list[tuple[str, str]]:
+    """(variable, "deployment D (stable release R, model M)") for each unset ``api_key_env``."""
+    out = []
+    for name, dep in sorted(deployments.items()):
+        for arm, release in dep.releases():
+            for target in release.chain:
+                if target.api_key_env and not os.environ.get(target.api_key_env):
+                    out.append((target.api_key_env, f"deployment {name} ({arm} release {release.ref}, "
+                                                    f"model {target.model})"))
+    return out

@@ -93,6 +93,36 @@ cost:
   max_ratio: 2.0
 """
 
+ROLLOUT_YAML = """# Rollout plan: how support-agent@1.2.0 replaces the stable release of the 'support' deployment.
+# Start it with 'sluice rollout start rollout.yaml' (it needs a passing gate of 1.2.0 against the stable
+# release on the 'support' dataset); the controller in 'sluice serve' decides each step.
+deployment: support
+candidate: support-agent@1.2.0
+dataset: support
+alpha: 0.05                   # false-alarm rate of all metrics and cohorts together
+cohorts: [enterprise, billing]  # judged on their own as well as all traffic together
+allow_narrow: true            # a failing cohort is dropped from the canary instead of rolling back
+min_requests: 200             # per arm, before a step may advance
+online_eval:
+  sample_rate: 0.2            # share of traces (both arms alike) scored by the gate's evaluators
+analysis:
+  metrics:
+    - {metric: error_rate, margin: 0.02, relative: false, critical: true}   # +2 points at most; a harm rolls back
+    - {metric: fallback_rate, margin: 0.05, relative: false}
+    - {metric: guardrail_block_rate, margin: 0.02, relative: false}
+    - {metric: latency_p99, margin: 0.02, relative: false}   # share slower than stable's p99: +2 points at most
+    - {metric: feedback_rate:thumbs_down, margin: 0.03, relative: false}
+steps:
+  - mirror: {percent: 100}    # shadow copies of live requests first: no user sees the candidate
+    min_duration: 30s
+  - weight: {bp: 1000}        # 10% of users (sticky per user)
+    min_duration: 1m
+    max_duration: 30m         # still inconclusive after this: hold for a person
+  - weight: {bp: 5000}
+    min_duration: 1m
+  - weight: {bp: 10000}       # the last step passing promotes: 1.2.0 becomes stable
+"""
+
 
 def release_yaml(version: str) -> str:
     variant, model, params, budget, description = RELEASES[version]
@@ -127,10 +157,12 @@ def write_project(root: Path, versions: tuple[str, ...] = ("1.0.0", "1.2.0")) ->
     rows = build_rows()
     (root / "sluice.yaml").write_text(SLUICE_YAML)
     (root / "gate.yaml").write_text(GATE_YAML)
+    (root / "rollout.yaml").write_text(ROLLOUT_YAML)
     data = root / "data"
     data.mkdir(exist_ok=True)
     (data / "support.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    paths = {"config": root / "sluice.yaml", "policy": root / "gate.yaml", "dataset": data / "support.jsonl"}
+    paths = {"config": root / "sluice.yaml", "policy": root / "gate.yaml", "dataset": data / "support.jsonl",
+             "rollout": root / "rollout.yaml"}
     for version in versions:
         folder = root / "releases" / f"v{version}"
         (folder / "prompts").mkdir(parents=True, exist_ok=True)

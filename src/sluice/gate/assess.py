@@ -1,17 +1,20 @@
 """The gate's judgement: ``assess(policy, measurements) -> Verdict``, a pure function.
 
 Each threshold becomes one check with status pass / fail / inconclusive / skipped / error. The
-interval, not the point estimate, decides (docs/gate.md, "Verdict rules"):
+interval, not the point estimate, decides (docs/gate.md, "Verdict rules"); evaluator checks have
+roles and one correction across the whole gate (``eval_checks``):
 
-- "at least t" (min pass rate, min mean score, delta >= -allowed regression):
-  pass when the lower bound >= t, fail when the upper bound < t, otherwise inconclusive.
+- evaluator checks overall are non-inferiority checks (pass on the bound, else inconclusive);
+  evaluator checks per cohort look for evidence of harm; either fails only on a drop that stays
+  significant after the discrete Holm correction.
 - "at most t" (latency quantile, latency ratio): pass when the upper bound <= t, fail when the
   lower bound > t, otherwise inconclusive.
 - cost is a budget over the whole contract: its point estimate is compared directly.
 
-The verdict: exit 5 when either side's target errors exceed the error budget; otherwise fail
-when a critical check fails or more than ``max_noncritical_failures`` other checks fail;
-otherwise inconclusive when any check is inconclusive; otherwise pass.
+The verdict: exit 5 when either side's target errors exceed the error budget (the reasons are
+then the cause alone); otherwise fail when a critical check fails or more than
+``max_noncritical_failures`` other checks fail; otherwise inconclusive when any check is
+inconclusive; otherwise pass.
 """
 
 from __future__ import annotations
@@ -21,23 +24,13 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from sluice.errors import ExitCode
-from sluice.gate.measures import ALL, EvalMeasure, Interval, Measurements
+from sluice.gate import stats
+from sluice.gate.check import Check, Status, num, where
+from sluice.gate.eval_checks import drafts_for, judge
+from sluice.gate.measures import ALL, Interval, Measurements
 from sluice.gate.policy import GatePolicy
 
-Status = Literal["pass", "fail", "inconclusive", "skipped", "error"]
-
-
-class Check(BaseModel):
-    id: str  # evaluator/cohort/metric, stable across runs
-    metric: str
-    cohort: str
-    evaluator: str | None = None
-    status: Status
-    critical: bool = False
-    value: float | None = None
-    interval: Interval | None = None
-    threshold: float | None = None
-    message: str
+__all__ = ["Check", "Status", "Verdict", "assess", "where"]
 
 
 class Verdict(BaseModel):
@@ -47,83 +40,19 @@ class Verdict(BaseModel):
     checks: list[Check] = Field(default_factory=list)
 
 
-def where(evaluator: str | None, cohort: str) -> str:
-    scope = "overall" if cohort == ALL else f"in cohort '{cohort}'"
-    return f"{evaluator} {scope}" if evaluator else scope
+_VERB = {"pass": "within the maximum", "fail": "above the maximum", "inconclusive": "straddles the maximum"}
 
 
-def _num(x: float) -> str:
-    return f"{x:.3f}"
-
-
-def _signed(x: float) -> str:
-    return f"{x:+.3f}"
-
-
-def _at_least(value: float | None, ci: Interval | None, t: float) -> Status:
+def _at_most(label: str, metric: str, value: float | None, ci: Interval | None, limit: float, pct: str,
+             missing: str) -> Check:
     if value is None or ci is None:
-        return "inconclusive"
-    if ci.low >= t:
-        return "pass"
-    return "fail" if ci.high < t else "inconclusive"
-
-
-def _at_most(value: float | None, ci: Interval | None, t: float) -> Status:
-    if value is None or ci is None:
-        return "inconclusive"
-    if ci.high <= t:
-        return "pass"
-    return "fail" if ci.low > t else "inconclusive"
-
-
-_VERB = {
-    ("min", "pass"): "at least the minimum", ("min", "fail"): "below the minimum",
-    ("min", "inconclusive"): "straddles the minimum",
-    ("max", "pass"): "within the maximum", ("max", "fail"): "above the maximum",
-    ("max", "inconclusive"): "straddles the maximum",
-    ("delta", "pass"): "within allowed", ("delta", "fail"): "below allowed",
-    ("delta", "inconclusive"): "straddles allowed",
-}
-
-
-def _bound_check(policy: GatePolicy, metric: str, label: str, evaluator: str | None, cohort: str,
-                 value: float | None, ci: Interval | None, threshold: float, kind: Literal["min", "max"],
-                 critical: bool, signed: bool = False, extra: str = "") -> Check:
-    status = (_at_least if kind == "min" else _at_most)(value, ci, threshold)
-    fmt = _signed if signed else _num
-    pct = f"{policy.confidence * 100:g}%"
-    if value is None or ci is None:
-        text = f"{where(evaluator, cohort)}: {label} has no judged rows; cannot compare with {fmt(threshold)}"
+        status: Status = "inconclusive"
+        text = f"overall: {label} {missing}; cannot compare with {num(limit)}"
     else:
-        text = (f"{where(evaluator, cohort)}: {label} {fmt(value)} ({pct} CI {fmt(ci.low)}…{fmt(ci.high)}) "
-                f"{_VERB[('delta' if signed else kind, status)]} {fmt(threshold)}{extra}")
-    return Check(id=f"{evaluator or '-'}/{cohort}/{metric}", metric=metric, cohort=cohort, evaluator=evaluator,
-                 status=status, critical=critical, value=value, interval=ci, threshold=threshold, message=text)
-
-
-def _eval_checks(policy: GatePolicy, m: EvalMeasure) -> list[Check]:
-    t = policy.thresholds_for(m.evaluator, None if m.cohort == ALL else m.cohort)
-    crit = policy.is_critical(m.evaluator)
-    out: list[Check] = []
-    if not (m.n_candidate or m.n_baseline or m.eval_errors_candidate or m.eval_errors_baseline):
-        return out  # no row of this cohort is in the evaluator's scope (e.g. no expected tool)
-    if t.min_pass_rate is not None:
-        out.append(_bound_check(policy, "pass_rate", "pass rate", m.evaluator, m.cohort, m.pass_rate_candidate,
-                                m.pass_rate_candidate_ci, t.min_pass_rate, "min", crit))
-    if t.min_mean_score is not None:
-        out.append(_bound_check(policy, "mean_score", "mean score", m.evaluator, m.cohort, m.mean_score_candidate,
-                                m.mean_score_candidate_ci, t.min_mean_score, "min", crit))
-    if t.max_regression is not None:
-        extra = ""
-        if m.mcnemar_p is not None:
-            extra = (f" ({m.baseline_only} rows regressed, {m.candidate_only} improved, "
-                     f"McNemar p={m.mcnemar_p:.3g})")
-        out.append(_bound_check(policy, "pass_rate_delta", "pass-rate delta", m.evaluator, m.cohort, m.pass_delta,
-                                m.pass_delta_ci, -t.max_regression, "min", crit, signed=True, extra=extra))
-    if t.max_score_regression is not None:
-        out.append(_bound_check(policy, "score_delta", "mean-score delta", m.evaluator, m.cohort, m.score_delta,
-                                m.score_delta_ci, -t.max_score_regression, "min", crit, signed=True))
-    return out
+        status = "pass" if ci.high <= limit else "fail" if ci.low > limit else "inconclusive"
+        text = f"overall: {label} {num(value)} ({pct} CI {num(ci.low)}…{num(ci.high)}) {_VERB[status]} {num(limit)}"
+    return Check(id=f"-/{ALL}/{metric}", metric=metric, cohort=ALL, status=status, critical=True, value=value,
+                 interval=ci, threshold=limit, message=text)
 
 
 def _cohort_gate(policy: GatePolicy, ms: Measurements) -> tuple[list[Check], set[str]]:
@@ -147,57 +76,117 @@ def _cohort_gate(policy: GatePolicy, ms: Measurements) -> tuple[list[Check], set
     return checks, judged
 
 
-def _latency_cost_checks(policy: GatePolicy, ms: Measurements) -> list[Check]:
+def _judged_measures(policy: GatePolicy, ms: Measurements, judged: set[str]) -> tuple[list[Check], list]:
+    """Evaluator x cohort pairs with enough *judged* rows (both sides), and a rows check for the
+    others: an evaluator that applies to 3 rows of a 60-row cohort is not judged on those 3."""
+    checks, drafts = [], []
+    for m in ms.eval:
+        if m.cohort not in judged or not (m.n_candidate or m.n_baseline or m.eval_errors_candidate
+                                          or m.eval_errors_baseline):
+            continue  # cohort too small, or no row of it is in the evaluator's scope
+        minimum = policy.min_rows_for(None if m.cohort == ALL else m.cohort)
+        if m.n_paired < minimum:
+            status: Status = "inconclusive" if m.cohort == ALL else "skipped"
+            checks.append(Check(id=f"{m.evaluator}/{m.cohort}/rows", metric="rows", cohort=m.cohort,
+                                evaluator=m.evaluator, status=status, value=float(m.n_paired),
+                                threshold=float(minimum), critical=policy.is_critical(m.evaluator),
+                                message=f"{where(m.evaluator, m.cohort)}: {m.n_paired} judged rows, fewer than the "
+                                        f"minimum {minimum}; not judged"))
+            continue
+        drafts.extend(drafts_for(policy, m))
+    return checks, drafts
+
+
+def _latency_checks(policy: GatePolicy, ms: Measurements) -> list[Check]:
     out: list[Check] = []
-    lat, lim = ms.latency_for(ALL), policy.latency
-    for key, limit in (("p95", lim.p95_max_ms), ("p99", lim.p99_max_ms)):
+    lat, lim, conf = ms.latency_for(ALL), policy.latency, policy.confidence
+    pct = f"{conf * 100:g}%"
+    for key, p, limit in (("p95", 0.95, lim.p95_max_ms), ("p99", 0.99, lim.p99_max_ms)):
         if limit is not None:
-            value = lat.candidate_ms.get(key) if lat and key in lat.candidate_ci else None
-            out.append(_bound_check(policy, f"latency_{key}_ms", f"{key} latency (ms)", None, ALL, value,
-                                    lat.candidate_ci.get(key) if lat else None, limit, "max", True))
-    for key, limit in (("p95", lim.p95_max_ratio), ("p99", lim.p99_max_ratio)):
+            need = stats.quantile_min_rows(p, conf)
+            n = lat.n_candidate if lat else 0
+            missing = (f"has too few answered rows for a {pct} bound ({n}; at least {need} needed)" if n
+                       else "has no answered rows")
+            out.append(_at_most(f"{key} latency (ms)", f"latency_{key}_ms", lat.candidate_ms.get(key) if lat else None,
+                                lat.candidate_ci.get(key) if lat else None, limit, pct, missing))
+    for key, p, limit in (("p95", 0.95, lim.p95_max_ratio), ("p99", 0.99, lim.p99_max_ratio)):
         if limit is not None:
-            out.append(_bound_check(policy, f"latency_{key}_ratio", f"{key} latency ratio candidate/baseline", None,
-                                    ALL, lat.ratio.get(key) if lat else None, lat.ratio_ci.get(key) if lat else None,
-                                    limit, "max", True))
+            n = lat.n_paired if lat else 0
+            need = stats.quantile_min_rows(p, 1 - (1 - conf) / 2)
+            missing = ("has no rows both sides answered" if not n
+                       else f"has too few rows both sides answered for a {pct} bound ({n}; at least {need} needed)"
+                       if key == "p99" and n < need else "is undefined (the baseline quantile is 0)")
+            out.append(_at_most(f"{key} latency ratio candidate/baseline", f"latency_{key}_ratio",
+                                lat.ratio.get(key) if lat else None, lat.ratio_ci.get(key) if lat else None,
+                                limit, pct, missing))
+    return out
+
+
+def _cost_checks(policy: GatePolicy, ms: Measurements) -> list[Check]:
+    out: list[Check] = []
     cost = ms.cost_for(ALL)
-    for metric, label, value, limit in (
-            ("cost_per_row", "cost per row", cost.cost_candidate if cost else None, policy.cost.max_per_row),
-            ("cost_ratio", "cost ratio candidate/baseline", cost.cost_ratio if cost else None, policy.cost.max_ratio)):
+    cc, cb = (cost.cost_candidate, cost.cost_baseline) if cost else (None, None)
+    ratio = cost.cost_ratio if cost else None
+    if ratio is None and cc is not None and cb == 0:  # a free baseline: any cost is an unbounded ratio
+        ratio = 1.0 if cc == 0 else float("inf")
+    for metric, label, value, limit in (("cost_per_row", "cost per row", cc, policy.cost.max_per_row),
+                                        ("cost_ratio", "cost ratio candidate/baseline", ratio, policy.cost.max_ratio)):
         if limit is None:
             continue
         if value is None:
             status: Status = "inconclusive"
-            text = f"overall: {label} is unknown (no cost reported and no prices in the release)"
+            side = "candidate" if cc is None else "baseline"
+            text = f"overall: {label} is unknown (the {side} reported no cost and its release has no prices)"
         else:
             status = "pass" if value <= limit else "fail"
-            text = f"overall: {label} {value:.6g} {'within' if status == 'pass' else 'above the maximum'} {limit:.6g}"
+            verb = "within" if status == "pass" else "above the maximum"
+            shown = f"{value:.6g}" if value != float("inf") else f"unbounded (baseline free, candidate {cc:.6g} per row)"
+            if metric == "cost_ratio" and cb == 0 and cc == 0:
+                shown = "1 (both free)"
+            text = f"overall: {label} {shown} {verb} {limit:.6g}"
+            value = None if value == float("inf") else value
         out.append(Check(id=f"-/{ALL}/{metric}", metric=metric, cohort=ALL, status=status, critical=True,
                          value=value, threshold=limit, message=text))
     return out
 
 
+def _cause(kinds: dict[str, int], examples: dict[str, str]) -> str:
+    """``connection ×40 (scripted model x connection failed: refused)``, most frequent kind first."""
+    parts = []
+    for kind, count in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))[:3]:
+        example = examples.get(kind)
+        parts.append(f"{kind} ×{count}" + (f" ({example[:200]})" if example else ""))
+    return "; ".join(parts) or "no error kind recorded"
+
+
 def _error_checks(policy: GatePolicy, ms: Measurements) -> list[Check]:
     out: list[Check] = []
     e = ms.errors
-    for side, count, rate, missing in (("candidate", e.candidate_errors, e.candidate_rate, e.candidate_missing),
-                                       ("baseline", e.baseline_errors, e.baseline_rate, e.baseline_missing)):
-        status: Status = "error" if rate > policy.error_budget else "pass"
-        verb = "exceeds" if status == "error" else "within"
+    for side, count, rate, missing, kinds, examples in (
+            ("candidate", e.candidate_errors, e.candidate_rate, e.candidate_missing, e.candidate_kinds,
+             e.candidate_examples),
+            ("baseline", e.baseline_errors, e.baseline_rate, e.baseline_missing, e.baseline_kinds, e.baseline_examples)):
+        share = f"{count} of {e.n_rows} rows ({rate:.1%}, {missing} missing)"
+        if rate > policy.error_budget:
+            status: Status = "error"
+            text = (f"{side} target failed: {_cause(kinds, examples)}; {side} target errors: {share} exceeds the "
+                    f"error budget {policy.error_budget:.1%}")
+        else:
+            status = "pass"
+            text = f"{side} target errors: {share} within the error budget {policy.error_budget:.1%}"
         out.append(Check(id=f"-/{ALL}/{side}_errors", metric=f"{side}_error_rate", cohort=ALL, status=status,
-                         critical=True, value=rate, threshold=policy.error_budget,
-                         message=f"{side} target errors: {count} of {e.n_rows} rows ({rate:.1%}, {missing} missing) "
-                                 f"{verb} the error budget {policy.error_budget:.1%}"))
+                         critical=True, value=rate, threshold=policy.error_budget, message=text))
     return out
 
 
 def assess(policy: GatePolicy, measurements: Measurements) -> Verdict:
     checks, judged = _cohort_gate(policy, measurements)
-    for m in measurements.eval:
-        if m.cohort in judged:
-            checks.extend(_eval_checks(policy, m))
+    row_checks, drafts = _judged_measures(policy, measurements, judged)
+    checks.extend(row_checks)
+    checks.extend(judge(policy, drafts))
     if ALL in judged:
-        checks.extend(_latency_cost_checks(policy, measurements))
+        checks.extend(_latency_checks(policy, measurements))
+        checks.extend(_cost_checks(policy, measurements))
     checks.extend(_error_checks(policy, measurements))
 
     failed = [c for c in checks if c.status == "fail"]
@@ -207,13 +196,17 @@ def assess(policy: GatePolicy, measurements: Measurements) -> Verdict:
     inconclusive = [c for c in checks if c.status == "inconclusive"]
     fails = bool(critical_failed) or len(noncritical_failed) > policy.max_noncritical_failures
 
-    reasons = [c.message for c in errored]
-    if fails:
-        reasons += [c.message for c in failed]
+    if errored:  # the run itself failed: its cause first, and not the checks that follow from it
+        reasons = [c.message for c in errored]
+        derived = len(failed) + len(inconclusive)
+        if derived:
+            reasons.append(f"{derived} other checks failed or were inconclusive on the rows the target failed; "
+                           "they are in the JSON report and not repeated here")
     else:
-        reasons += [f"tolerated (max_noncritical_failures={policy.max_noncritical_failures}): {c.message}"
-                    for c in noncritical_failed]
-    reasons += [c.message for c in inconclusive]
+        reasons = [c.message for c in failed] if fails else [
+            f"tolerated (max_noncritical_failures={policy.max_noncritical_failures}): {c.message}"
+            for c in noncritical_failed]
+        reasons += [c.message for c in inconclusive]
 
     verdict: Literal["pass", "fail", "inconclusive"]
     if fails:

@@ -202,11 +202,13 @@ def _group_measures(policy: GatePolicy, cohort: str, mask: np.ndarray, evaluator
         if cand_w.any():
             sample = values[cand_w, 2 * j]
             m.mean_score_candidate = float(sample.mean())
-            m.mean_score_candidate_ci = _interval(stats.bca_interval(boot[:, 2 * j], sample, policy.confidence))
+            m.mean_score_candidate_ci = _interval(stats.bca_interval(boot[:, 2 * j], sample, policy.confidence,
+                                                                     bounds=(0.0, 1.0)))
         if pair_w.any():
             sample = values[pair_w, 2 * j + 1]
             m.score_delta = float(sample.mean())
-            m.score_delta_ci = _interval(stats.bca_interval(boot[:, 2 * j + 1], sample, policy.confidence))
+            m.score_delta_ci = _interval(stats.bca_interval(boot[:, 2 * j + 1], sample, policy.confidence,
+                                                            bounds=(-1.0, 1.0)))
     return measures
 
 
@@ -244,23 +246,41 @@ def _counts_measure(policy: GatePolicy, name: str, cohort: str, mask: np.ndarray
 
 def _latency_measure(policy: GatePolicy, cohort: str, mask: np.ndarray, cand: SideArrays,
                      base: SideArrays, bootstrap: bool) -> LatencyMeasure:
-    """Quantiles per side; bootstrap intervals (used by the latency rules) only when asked."""
+    """Quantiles per side; intervals (used by the latency rules) only when asked.
+
+    The candidate's quantiles and their intervals use the same rows (every row it answered);
+    ratios use the rows both sides answered. p95 and p99 bounds of the candidate are order
+    statistics; the p95 ratio is a paired percentile bootstrap; the p99 ratio combines the two
+    sides' order-statistic bounds, each at half the error rate, because the bootstrap of a 99th
+    percentile covers far less often than it claims.
+    """
     c_ok, b_ok = mask & ~cand.target_error, mask & ~base.target_error
     both = c_ok & b_ok
     keys = ("p50", "p95", "p99")
     m = LatencyMeasure(cohort=cohort, n_candidate=int(c_ok.sum()), n_baseline=int(b_ok.sum()), n_paired=int(both.sum()),
                        candidate_ms=dict(zip(keys, stats.quantiles(cand.latency[c_ok]))),
                        baseline_ms=dict(zip(keys, stats.quantiles(base.latency[b_ok]))))
-    if bootstrap and m.n_paired >= 2:
-        qc, qb = stats.quantiles(cand.latency[both], (0.95, 0.99)), stats.quantiles(base.latency[both], (0.95, 0.99))
-        cis = stats.quantile_intervals(cand.latency[both], base.latency[both], (0.95, 0.99),
-                                       policy.bootstrap_resamples, _seed(policy, "latency", cohort), policy.confidence)
-        for key, p, c_q, b_q in (("p95", 0.95, qc[0], qb[0]), ("p99", 0.99, qc[1], qb[1])):
-            cand_ci, ratio_ci = cis[p]
-            m.candidate_ci[key] = _interval(cand_ci)
-            if b_q > 0:
-                m.ratio[key] = c_q / b_q
-                m.ratio_ci[key] = _interval(ratio_ci)
+    if not bootstrap:
+        return m
+    conf = policy.confidence
+    for key, p in (("p95", 0.95), ("p99", 0.99)):
+        bounds = stats.quantile_bounds(cand.latency[c_ok], p, conf)
+        if bounds is not None:
+            m.candidate_ci[key] = _interval((max(bounds[0], 0.0), bounds[1]))
+    if m.n_paired < 2:
+        return m
+    qc, qb = stats.quantiles(cand.latency[both], (0.95, 0.99)), stats.quantiles(base.latency[both], (0.95, 0.99))
+    for key, c_q, b_q in (("p95", qc[0], qb[0]), ("p99", qc[1], qb[1])):
+        if b_q > 0:
+            m.ratio[key] = c_q / b_q
+    if "p95" in m.ratio:
+        cis = stats.quantile_intervals(cand.latency[both], base.latency[both], (0.95,),
+                                       policy.bootstrap_resamples, _seed(policy, "latency", cohort), conf)
+        m.ratio_ci["p95"] = _interval(cis[0.95][1])
+    half = 1 - (1 - conf) / 2  # each side at half the error rate: both cover together >= conf
+    c99, b99 = stats.quantile_bounds(cand.latency[both], 0.99, half), stats.quantile_bounds(base.latency[both], 0.99, half)
+    if "p99" in m.ratio and c99 is not None and b99 is not None and b99[0] > 0:
+        m.ratio_ci["p99"] = _interval((max(c99[0], 0.0) / b99[1], c99[1] / b99[0]))
     return m
 
 
@@ -288,4 +308,5 @@ def _error_measure(n_rows: int, cand: SideArrays, base: SideArrays) -> ErrorMeas
     return ErrorMeasure(n_rows=n_rows, candidate_errors=int(cand.target_error.sum()),
                         baseline_errors=int(base.target_error.sum()),
                         candidate_missing=int((~cand.present).sum()), baseline_missing=int((~base.present).sum()),
-                        candidate_kinds=dict(Counter(cand.error_kinds)), baseline_kinds=dict(Counter(base.error_kinds)))
+                        candidate_kinds=dict(Counter(cand.error_kinds)), baseline_kinds=dict(Counter(base.error_kinds)),
+                        candidate_examples=dict(cand.error_examples), baseline_examples=dict(base.error_examples))

@@ -59,9 +59,10 @@ class LatencyMeasure(BaseModel):
     n_candidate: int
     n_baseline: int
     n_paired: int
-    candidate_ms: dict[str, float]  # p50, p95, p99
+    candidate_ms: dict[str, float]  # p50, p95, p99 over the rows the candidate answered
     baseline_ms: dict[str, float]
-    candidate_ci: dict[str, Interval] = Field(default_factory=dict)  # p95, p99 of the candidate
+    candidate_ci: dict[str, Interval] = Field(default_factory=dict)  # p95, p99 of the candidate, same rows;
+    # absent when too few rows give an order-statistic bound (stats.quantile_min_rows)
     ratio: dict[str, float] = Field(default_factory=dict)  # candidate / baseline, p95 and p99
     ratio_ci: dict[str, Interval] = Field(default_factory=dict)
 
@@ -88,6 +89,8 @@ class ErrorMeasure(BaseModel):
     baseline_missing: int
     candidate_kinds: dict[str, int] = Field(default_factory=dict)
     baseline_kinds: dict[str, int] = Field(default_factory=dict)
+    candidate_examples: dict[str, str] = Field(default_factory=dict)  # kind -> first message, for the cause
+    baseline_examples: dict[str, str] = Field(default_factory=dict)
 
     @property
     def candidate_rate(self) -> float:

@@ -4,8 +4,8 @@ sure the gate must be before it says pass or fail.
 Thresholds inherit field by field: built-in defaults < policy ``thresholds`` < evaluator
 ``thresholds`` < cohort ``thresholds`` < cohort ``evaluators.<name>``. A field left out inherits;
 a field written as ``null`` switches that check off at that level. An empty file (or no file) is
-a valid policy: every evaluator found in both runs must not regress its pass rate by more than
-0.02, judged on the 95% confidence bound.
+a valid policy: every evaluator found in both runs is judged on its pass rate with
+``max_regression: auto``, a margin sized to the rows (docs/gate.md, "Roles, correction and margins").
 """
 
 from __future__ import annotations
@@ -28,20 +28,28 @@ class Thresholds(_Strict):
 
     min_pass_rate: float | None = Field(default=None, ge=0, le=1)
     min_mean_score: float | None = Field(default=None, ge=0, le=1)
-    max_regression: float | None = Field(default=None, ge=0, le=1, description="pass-rate drop allowed")
+    max_regression: float | Literal["auto"] | None = Field(
+        default=None, description="pass-rate drop allowed, or auto: the drop the judged rows can resolve")
     max_score_regression: float | None = Field(default=None, ge=0, le=1, description="mean-score drop allowed")
 
-    def explicit(self) -> dict[str, float | None]:
+    @field_validator("max_regression")
+    @classmethod
+    def _a_share(cls, v: float | str | None) -> float | str | None:
+        if isinstance(v, float) and not 0 <= v <= 1:
+            raise ValueError("must be between 0 and 1, or auto")
+        return v
+
+    def explicit(self) -> dict[str, float | str | None]:
         """The fields written in the policy (explicit nulls included)."""
         return {k: getattr(self, k) for k in self.model_fields_set}
 
 
-BUILTIN_THRESHOLDS = Thresholds(max_regression=0.02)
+BUILTIN_THRESHOLDS = Thresholds(max_regression="auto")
 
 
 def merge_thresholds(*layers: Thresholds) -> Thresholds:
     """Later layers override earlier ones, field by field, only where a field was written."""
-    values: dict[str, float | None] = {}
+    values: dict[str, float | str | None] = {}
     for layer in layers:
         values.update(layer.explicit())
     return Thresholds(**values)

@@ -27,6 +27,7 @@ class SideArrays:
     completion_tokens: np.ndarray
     cost: np.ndarray  # NaN where unknown
     error_kinds: list[str] = field(default_factory=list)
+    error_examples: dict[str, str] = field(default_factory=dict)  # kind -> its first error message
     valid: dict[str, np.ndarray] = field(default_factory=dict)  # row counts for this evaluator
     passed: dict[str, np.ndarray] = field(default_factory=dict)
     score: dict[str, np.ndarray] = field(default_factory=dict)
@@ -57,6 +58,7 @@ def side_arrays(rows: list[Row], records: Mapping[str, RowRecord], evaluators: M
         if rec is None:
             s.target_error[i] = True
             s.error_kinds.append("missing")
+            s.error_examples.setdefault("missing", "row missing from the run")
         else:
             s.present[i] = True
             out = rec.output
@@ -66,6 +68,7 @@ def side_arrays(rows: list[Row], records: Mapping[str, RowRecord], evaluators: M
             if out.error is not None:
                 s.target_error[i] = True
                 s.error_kinds.append(out.error_kind or "error")
+                s.error_examples.setdefault(out.error_kind or "error", out.error)
         for name in evaluators:
             res = rec.evals.get(name) if rec is not None else None
             if res is not None and res.details.get("not_applicable"):

@@ -8,8 +8,10 @@ bounds of these intervals, never the point estimate alone (see docs/gate.md).
   hybrid score ("square-and-add") interval for the paired difference of pass rates, with the
   continuity-corrected correlation term (Newcombe 1998, method 10).
 - one pass rate: Wilson score interval.
-- scores: BCa bootstrap over rows (seeded, vectorised), exact jackknife acceleration for the mean.
-- latency: empirical quantiles and a paired percentile bootstrap for the ratio of quantiles.
+- scores: BCa bootstrap over rows (seeded, vectorised), exact jackknife acceleration for the mean;
+  a sample without spread gets a bounded, distribution-free interval instead of a point.
+- latency: empirical quantiles; order-statistic (binomial) bounds for a quantile, which are exact
+  for any continuous distribution; a paired percentile bootstrap for the ratio of p95s.
 
 numpy only at run time; everything is a pure function of its inputs and the seed.
 """
@@ -127,12 +129,28 @@ def bootstrap_means(counts: np.ndarray, values: np.ndarray, weights: np.ndarray)
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def bca_interval(boot: np.ndarray, sample: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+def no_spread_interval(theta: float, n: int, bounds: tuple[float, float],
+                       confidence: float = 0.95) -> tuple[float, float]:
+    """An interval for the mean of ``n`` values that all equal ``theta``, each bounded by ``bounds``.
+
+    The bootstrap of such a sample is a point, which would claim certainty 20 rows cannot give.
+    Up to a share ``q = 1 - (alpha/2)^(1/n)`` of the population (the Clopper-Pearson bound for
+    0 of n) could differ from ``theta`` without showing in the sample; at worst those sit at the
+    far bound. 20 perfect scores in [0, 1] give 0.832…1, the exact bound for 20 of 20.
+    """
+    lo, hi = bounds
+    q = 1 - ((1 - confidence) / 2) ** (1 / n)
+    return (theta - q * (theta - lo), theta + q * (hi - theta))
+
+
+def bca_interval(boot: np.ndarray, sample: np.ndarray, confidence: float = 0.95,
+                 bounds: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float]:
     """BCa interval for the mean of ``sample`` from its resampled means ``boot``.
 
     Bias correction z0 comes from the share of resampled means below the observed mean (ties
     count half); the acceleration from the exact jackknife of the mean, ``(sum - x_i)/(n - 1)``.
-    A constant sample gives a zero-width interval at that constant.
+    A sample without spread (one row, or all values equal) gets ``no_spread_interval`` within
+    ``bounds`` (the range a value can take: [0, 1] for scores, [-1, 1] for paired differences).
     """
     x = np.asarray(sample, dtype=float)
     n = x.size
@@ -141,7 +159,7 @@ def bca_interval(boot: np.ndarray, sample: np.ndarray, confidence: float = 0.95)
     theta = float(x.mean())
     boot = boot[~np.isnan(boot)]
     if n == 1 or float(np.ptp(x)) == 0.0 or boot.size == 0:
-        return (theta, theta)
+        return no_spread_interval(theta, n, bounds, confidence)
     resamples = boot.size
     below = np.count_nonzero(boot < theta) + 0.5 * np.count_nonzero(boot == theta)
     prop = min(max(below / resamples, 1 / (2 * resamples)), 1 - 1 / (2 * resamples))
@@ -159,15 +177,49 @@ def bca_interval(boot: np.ndarray, sample: np.ndarray, confidence: float = 0.95)
     return (float(lo), float(hi))
 
 
-def mean_interval(values: np.ndarray, resamples: int, seed_parts: list[int],
-                  confidence: float = 0.95) -> tuple[float, float]:
+def mean_interval(values: np.ndarray, resamples: int, seed_parts: list[int], confidence: float = 0.95,
+                  bounds: tuple[float, float] = (-1.0, 1.0)) -> tuple[float, float]:
     """BCa bootstrap interval for the mean of ``values``; for a paired difference pass the
     per-row differences ``candidate - baseline`` (rows are then resampled as pairs)."""
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return (math.nan, math.nan)
     boot = resampled_means(x[:, None], np.ones((x.size, 1)), resamples, np.random.default_rng(seed_parts))[:, 0]
-    return bca_interval(boot, x, confidence)
+    return bca_interval(boot, x, confidence, bounds)
+
+
+def _binomial_cdf(n: int, p: float) -> np.ndarray:
+    """P(Binomial(n, p) <= k) for k = 0..n, from log-pmf recurrences (numpy only)."""
+    k = np.arange(n, dtype=float)
+    steps = np.log((n - k) / (k + 1)) + math.log(p) - math.log1p(-p)
+    logpmf = np.concatenate([[n * math.log1p(-p)], n * math.log1p(-p) + np.cumsum(steps)])
+    return np.minimum(np.cumsum(np.exp(logpmf)), 1.0)
+
+
+def quantile_min_rows(p: float, confidence: float = 0.95) -> int:
+    """Fewest rows for which ``quantile_bounds`` has an upper bound: ``p^n <= (1 - confidence)/2``
+    (367 for p99 and 72 for p95 at 95%)."""
+    return math.ceil(math.log((1 - confidence) / 2) / math.log(p))
+
+
+def quantile_bounds(values: np.ndarray, p: float, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free interval for the p-quantile: order statistics ``x_(l) <= q_p <= x_(u)``.
+
+    ``u`` is the smallest rank with P(Binomial(n, p) <= u - 1) >= 1 - alpha/2, ``l`` the largest with
+    P(Binomial(n, p) <= l - 1) <= alpha/2; coverage is at least ``confidence`` for any continuous
+    distribution. The percentile bootstrap is not: in the tail it covers far less than it says.
+    None when there are too few rows for an upper bound (``quantile_min_rows``).
+    """
+    x = np.sort(np.asarray(values, dtype=float))
+    n = x.size
+    if n == 0 or n < quantile_min_rows(p, confidence):
+        return None
+    a = (1 - confidence) / 2
+    cdf = _binomial_cdf(n, p)  # cdf[j] = P(B <= j)
+    u = int(np.searchsorted(cdf, 1 - a - 1e-12)) + 1  # smallest u with cdf[u - 1] >= 1 - a
+    below = np.flatnonzero(cdf <= a)
+    lo = x[int(below[-1])] if below.size else -math.inf  # rank l = j + 1 where cdf[j] = P(B <= l - 1)
+    return (float(lo), float(x[min(u, n) - 1]))
 
 
 def quantiles(values: np.ndarray, probs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> list[float]:

@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     from sluice.gateway.app import make_gateway
     from sluice.server.app import create_app
     from sluice.server.runner import serve_until_stopped
+    from sluice.auth.keys import KeyRing
+    from sluice.errors import ConfigError
+    from sluice.server.security import refuse_open_bind
     from sluice.store import open_store
 
     p = argparse.ArgumentParser(prog="python -m sluice.gateway")
@@ -23,9 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=None, help="sluice.yaml whose gateway: section seeds the deployments")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind while no API key exists")
     args = p.parse_args(argv)
     settings = load_settings(args.config, environ={}) if args.config else load_settings(None, environ={})
     store = open_store(args.store)
+    try:
+        refuse_open_bind(args.host, KeyRing(store), args.insecure)
+    except ConfigError as e:
+        store.close()
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     gateway = make_gateway(settings.gateway, store)
     serve_until_stopped(create_app(store, settings.telemetry, routers=[gateway.router]), args.host, args.port)
     store.close()

@@ -11,6 +11,9 @@ than removing the row: a vanished row could lower ``max(version)`` and other rep
 see the change. A deleted deployment stays deleted across restarts until its ``sluice.yaml`` entry
 changes (the same rule as for an API change) or a ``PUT`` creates it again.
 
+Every change that alters what is served (a new entry, a changed one, a delete) is recorded in
+the audit log in the same transaction, with who made it (``sluice.audit``).
+
 The table is a store migration (``sluice.gateway.schema``).
 """
 
@@ -21,7 +24,9 @@ from typing import Any
 
 import orjson
 
+from sluice.audit.log import append_audit, chain_lock, local_actor
 from sluice.gateway.config import Deployment
+
 
 def _json(dep: Deployment) -> str:
     return orjson.dumps(dep.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
@@ -31,42 +36,73 @@ def _next_version(store: Any) -> int:
     return int(store.db.query_one("SELECT nextval('gateway_deployment_version')")[0])
 
 
-def seed(store: Any, deployments: dict[str, Deployment]) -> None:
+CONFIG_ACTOR = "config:sluice.yaml"
+
+
+def _config_of(text: str | None) -> Any:
+    """A stored config as a dict for the audit log (None: absent or deleted)."""
+    return None if text is None or text == TOMBSTONE else orjson.loads(text)
+
+
+def _audit(store: Any, actor: str, name: str, before: str | None, after: str | None) -> None:
+    old, new = _config_of(before), _config_of(after)
+    if old == new:
+        return
+    action = "deployment.created" if old is None else "deployment.deleted" if new is None else "deployment.changed"
+    append_audit(store, actor, action, name, old, new, deployment=name)
+
+
+def seed(store: Any, deployments: dict[str, Deployment], actor: str = CONFIG_ACTOR) -> None:
     """Write config entries that are new or changed in the file since they were last seeded."""
     stored = {name: s for name, s in store.db.query("SELECT name, seed FROM gateway_deployments")}
     for name, dep in deployments.items():
         text = _json(dep)
-        if name not in stored:
-            store.db.execute(
-                "INSERT INTO gateway_deployments (name, config, seed, version, updated_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (name) DO NOTHING", [name, text, text, _next_version(store), time.time()])
-        elif stored[name] != text:
-            store.db.execute("UPDATE gateway_deployments SET config = ?, seed = ?, version = ?, updated_at = ? "
-                             "WHERE name = ?", [text, text, _next_version(store), time.time(), name])
+        if name in stored and stored[name] == text:
+            continue
+        with store.db.transaction():
+            chain_lock(store)  # another replica seeding the same file waits here, then sees our row
+            row = store.db.query_one("SELECT config, seed FROM gateway_deployments WHERE name = ?", [name])
+            if row is None:
+                store.db.execute(
+                    "INSERT INTO gateway_deployments (name, config, seed, version, updated_at) VALUES (?, ?, ?, ?, ?)",
+                    [name, text, text, _next_version(store), time.time()])
+            elif row[1] != text:
+                store.db.execute("UPDATE gateway_deployments SET config = ?, seed = ?, version = ?, updated_at = ? "
+                                 "WHERE name = ?", [text, text, _next_version(store), time.time(), name])
+            else:
+                continue
+            _audit(store, actor, name, row[0] if row else None, text)
 
 
-def put(store: Any, name: str, dep: Deployment) -> int:
-    """Create or replace a deployment; returns its new version."""
-    version = _next_version(store)
+def put(store: Any, name: str, dep: Deployment, actor: str | None = None) -> int:
+    """Create or replace a deployment; returns its new version. Audited as ``actor`` (default: local user)."""
     text = _json(dep)
-    store.db.execute(
-        "INSERT INTO gateway_deployments (name, config, seed, version, updated_at) VALUES (?, ?, NULL, ?, ?) "
-        "ON CONFLICT (name) DO UPDATE SET config = excluded.config, version = excluded.version, "
-        "updated_at = excluded.updated_at", [name, text, version, time.time()])
+    with store.db.transaction():
+        chain_lock(store)
+        row = store.db.query_one("SELECT config FROM gateway_deployments WHERE name = ?", [name])
+        version = _next_version(store)
+        store.db.execute(
+            "INSERT INTO gateway_deployments (name, config, seed, version, updated_at) VALUES (?, ?, NULL, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET config = excluded.config, version = excluded.version, "
+            "updated_at = excluded.updated_at", [name, text, version, time.time()])
+        _audit(store, actor or local_actor(), name, row[0] if row else None, text)
     return version
 
 
 TOMBSTONE = "null"
 
 
-def delete(store: Any, name: str) -> int | None:
+def delete(store: Any, name: str, actor: str | None = None) -> int | None:
     """Mark a deployment deleted; its new version, or None when there was no such deployment."""
-    row = store.db.query_one("SELECT config FROM gateway_deployments WHERE name = ?", [name])
-    if row is None or row[0] == TOMBSTONE:
-        return None
-    version = _next_version(store)
-    store.db.execute("UPDATE gateway_deployments SET config = ?, version = ?, updated_at = ? WHERE name = ?",
-                     [TOMBSTONE, version, time.time(), name])
+    with store.db.transaction():
+        chain_lock(store)
+        row = store.db.query_one("SELECT config FROM gateway_deployments WHERE name = ?", [name])
+        if row is None or row[0] == TOMBSTONE:
+            return None
+        version = _next_version(store)
+        store.db.execute("UPDATE gateway_deployments SET config = ?, version = ?, updated_at = ? WHERE name = ?",
+                         [TOMBSTONE, version, time.time(), name])
+        _audit(store, actor or local_actor(), name, row[0], None)
     return version
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -20,12 +21,14 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 from sluice.errors import ConfigError
+from sluice.gateway.answer_shape import chunk_problem, wrong_shape
 from sluice.gateway.breaker import Breakers
 from sluice.gateway.config import GatewaySettings
 from sluice.gateway.releases import BadRequest, ModelTarget, PreparedRelease
 from sluice.gateway.upstream import UpstreamStream, json_object
 from sluice.providers.base import (CONNECTION, CONTEXT_LENGTH, HTTP_5XX, MALFORMED, RATE_LIMITED, TIMEOUT,
                                    ProviderError)
+from sluice.redaction import redact
 
 HEALTH_KINDS = frozenset({CONNECTION, TIMEOUT, RATE_LIMITED, HTTP_5XX})
 _rng = random.Random()
@@ -49,13 +52,15 @@ class Trail:
 
 
 class GatewayFailure(Exception):
-    """The request ends with this OpenAI-format error."""
+    """The request ends with this OpenAI-format error. ``message`` is what the client reads;
+    ``detail`` (the span's error message) may also name the upstream's URL and transport error."""
 
     def __init__(self, status: int, message: str, type_: str, code: str | None = None,
-                 retry_after: float | None = None, kind: str | None = None):
+                 retry_after: float | None = None, kind: str | None = None, detail: str | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.detail = detail or message
         self.type = type_
         self.code = code
         self.retry_after = retry_after
@@ -65,18 +70,38 @@ class GatewayFailure(Exception):
         return orjson.dumps({"error": {"message": self.message, "type": self.type, "param": None, "code": self.code}})
 
     @classmethod
-    def from_provider(cls, e: ProviderError) -> "GatewayFailure":
-        msg = e.message
+    def from_provider(cls, e: ProviderError, model: str = "") -> "GatewayFailure":
+        msg, detail = public_message(e, model), e.message
         if e.kind == RATE_LIMITED:
-            return cls(429, msg, "rate_limit_error", "rate_limited", e.retry_after, e.kind)
+            return cls(429, msg, "rate_limit_error", "rate_limited", e.retry_after, e.kind, detail)
         if e.kind == TIMEOUT:
-            return cls(504, msg, "timeout", "upstream_timeout", kind=e.kind)
+            return cls(504, msg, "timeout", "upstream_timeout", kind=e.kind, detail=detail)
         if e.kind == CONTEXT_LENGTH:
-            return cls(400, msg, "invalid_request_error", "context_length_exceeded", kind=e.kind)
+            return cls(400, msg, "invalid_request_error", "context_length_exceeded", kind=e.kind, detail=detail)
         if e.status in (400, 404, 413, 422):  # the request itself was refused
-            return cls(e.status, msg, "invalid_request_error", "upstream_rejected", kind=e.kind)
+            return cls(e.status, msg, "invalid_request_error", "upstream_rejected", kind=e.kind, detail=detail)
         code = "upstream_malformed" if e.kind == MALFORMED else "upstream_error"
-        return cls(502, msg, "upstream_error", code, kind=e.kind)
+        return cls(502, msg, "upstream_error", code, kind=e.kind, detail=detail)
+
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
+
+
+def public_message(e: ProviderError, model: str) -> str:
+    """What a client may read of an upstream failure: the model, what went wrong, and the
+    upstream's own error text (redacted, URLs removed) — never the upstream's address or the
+    HTTP library's exception text."""
+    who = f"upstream model {model}" if model else "the upstream"
+    if e.kind == TIMEOUT:
+        return f"{who} timed out"
+    if e.kind == CONNECTION:
+        return f"{who} could not be reached or dropped the connection"
+    if e.kind == MALFORMED:
+        return f"{who} returned an answer that is not a valid chat completion"
+    said = _URL.sub("[url]", redact(e.upstream_message or ""))
+    if e.status:
+        return f"{who} returned HTTP {e.status}" + (f": {said}" if said else "")
+    return f"{who} failed ({e.kind})" + (f": {said}" if said else "")
 
 
 Attempt = Callable[[Candidate, float], Awaitable[Any]]
@@ -86,6 +111,7 @@ async def run_with_fallbacks(candidates: list[Candidate], attempt: Attempt, sett
                              breakers: Breakers, deadline: float, trail: Trail) -> tuple[Candidate, Any]:
     """The first candidate that answers, and its answer; raises ``GatewayFailure`` otherwise."""
     last: ProviderError | None = None
+    last_model = ""
     for cand in candidates:
         key = cand.target.key
         if not breakers.allow(key):
@@ -111,7 +137,7 @@ async def run_with_fallbacks(candidates: list[Candidate], attempt: Attempt, sett
                 trail.attempts += 1
                 trail.errors.append(f"{cand.target.model}: {e.kind}")
                 trail.last_kind = e.kind
-                last = e
+                last, last_model = e, cand.target.model
                 if e.kind in HEALTH_KINDS:
                     breakers.failure(key)
                 if e.retryable and n <= settings.retries and breakers.allow(key):
@@ -122,11 +148,11 @@ async def run_with_fallbacks(candidates: list[Candidate], attempt: Attempt, sett
                         continue
                 if e.fallback_ok:
                     break
-                raise GatewayFailure.from_provider(e) from None
+                raise GatewayFailure.from_provider(e, cand.target.model) from None
             except ConfigError as e:  # e.g. the API key's environment variable is not set
                 trail.attempts += 1
                 trail.errors.append(f"{cand.target.model}: config")
-                raise GatewayFailure(500, f"gateway misconfigured: {e.message}", "server_error",
+                raise GatewayFailure(503, f"gateway misconfigured: {e}", "server_error",
                                      "gateway_config") from None
             trail.upstream_s += time.perf_counter() - started
             trail.attempts += 1
@@ -135,7 +161,7 @@ async def run_with_fallbacks(candidates: list[Candidate], attempt: Attempt, sett
     if last is None:
         raise GatewayFailure(503, "every upstream of this deployment is unavailable (circuit open)",
                              "upstream_error", "circuit_open", retry_after=settings.breaker_cooldown_s)
-    raise GatewayFailure.from_provider(last)
+    raise GatewayFailure.from_provider(last, last_model)
 
 
 def _delay(settings: GatewaySettings, failed: int, retry_after: float | None) -> float | None:
@@ -176,7 +202,11 @@ def parse_event(stream: UpstreamStream, data: bytes) -> dict[str, Any]:
     if chunk.get("error"):
         err = chunk["error"]
         text = err.get("message") if isinstance(err, dict) else str(err)
-        raise ProviderError(f"{stream.where} sent an error event: {str(text)[:300]}", kind=HTTP_5XX, retryable=True)
+        raise ProviderError(f"{stream.where} sent an error event: {redact(str(text))[:300]}", kind=HTTP_5XX,
+                            retryable=True)
+    problem = chunk_problem(chunk)
+    if problem is not None:
+        raise wrong_shape(stream.where, problem)
     return chunk
 
 

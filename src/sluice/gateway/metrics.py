@@ -14,12 +14,12 @@ from bisect import bisect_left
 from collections import defaultdict
 from typing import Callable, Iterable
 
-from sluice.gateway.spans import RequestRecord
+from sluice.gateway.spans import UNKNOWN_DEPLOYMENT, RequestRecord
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 TOTAL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
-UNKNOWN = "_unknown"
+UNKNOWN = UNKNOWN_DEPLOYMENT
 
 
 class Histogram:

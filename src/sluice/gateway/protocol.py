@@ -8,6 +8,7 @@ or lacks ``model``/``messages`` is 400 naming the parameter.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Awaitable, Callable
 
@@ -114,8 +115,15 @@ async def send_error(send, failure: GatewayFailure, headers: list[tuple[bytes, b
                                    "code": failure.code}})
     extra = [(b"x-should-retry", b"false")]  # the gateway already retried and fell back
     if failure.retry_after is not None:
-        extra.append((b"retry-after", str(max(1, round(failure.retry_after))).encode()))
+        extra += retry_after_headers(failure.retry_after)
     await send_json(send, failure.status, body, headers + extra)
+
+
+def retry_after_headers(seconds: float) -> list[tuple[bytes, bytes]]:
+    """``retry-after`` in whole seconds (rounded up: HTTP allows no fraction) plus OpenAI's
+    ``retry-after-ms``, which the official clients read first, so 0.2 s means 0.2 s."""
+    return [(b"retry-after", str(max(1, math.ceil(seconds))).encode()),
+            (b"retry-after-ms", str(max(0, round(seconds * 1000))).encode())]
 
 
 def view_of(data: dict[str, Any]) -> ResponseView:

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from sluice.telemetry.otlp import RawSpan
+from sluice.telemetry.otlp_model import RawSpan
 from sluice.telemetry.writer import Backpressure, WriterClosed
 
 log = logging.getLogger("sluice.gateway")
@@ -64,6 +64,7 @@ class RequestRecord:
     started: float  # perf_counter at arrival
     deployment: str
     route: str = ""
+    arm: str = ""  # the arm routing chose (stable, canary, shadow): a canary request answered by a fallback stays canary
     release: str = ""
     release_ref: str = ""
     cohort: str = "default"
@@ -96,10 +97,11 @@ class RequestRecord:
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": self.deployment,
             "sluice.request": True,
-            "sluice.deployment": self.deployment,
+            "sluice.deployment": self.deployment or UNKNOWN_DEPLOYMENT,
             "sluice.release": self.release,
             "sluice.release_ref": self.release_ref,
             "sluice.route": self.route,
+            "sluice.arm": self.arm or self.route,
             "sluice.cohort": self.cohort,
             "sluice.fallback_used": self.fallback_used,
             "sluice.cache_hit": self.route == "cache",
@@ -149,6 +151,9 @@ class RequestRecord:
                        start_ns=self.start_ns, end_ns=end_ns, status_code=2 if self.status == "error" else 1,
                        status_message=self.error_message or "", attributes=a,
                        resource={"service.name": "sluice-gateway"})
+
+
+UNKNOWN_DEPLOYMENT = "_unknown"  # no or no such deployment: the label Prometheus uses too
 
 
 class SpanSink:

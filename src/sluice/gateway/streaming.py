@@ -20,14 +20,15 @@ from typing import Any
 import orjson
 
 from sluice.gateway import protocol
-from sluice.gateway.execute import (Candidate, Committed, Trail, guard, parse_event, read_to_commit, render_cached,
-                                    run_with_fallbacks)
+from sluice.gateway.execute import (Candidate, Committed, Trail, guard, parse_event, public_message, read_to_commit,
+                                    render_cached, run_with_fallbacks)
 from sluice.gateway.guardrails import ResponseView
 from sluice.gateway.local import request_meta
 from sluice.gateway.routing import FALLBACK
 from sluice.gateway.semantic_cache import answer_of
 from sluice.gateway.spans import RequestRecord
 from sluice.gateway.upstream import open_stream
+from sluice.redaction import redact
 from sluice.providers.base import ProviderError
 
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
@@ -194,7 +195,8 @@ async def _stream(gw: Any, send, body: dict[str, Any], chain: list[Candidate], d
         state["finished"] = True
         if error is not None:
             rec.status, rec.error_type, rec.error_message = "error", error.kind, error.message
-            payload = orjson.dumps({"error": {"message": f"the upstream failed mid-stream: {error.message}",
+            said = public_message(error, cand.target.model)
+            payload = orjson.dumps({"error": {"message": f"the upstream failed mid-stream: {said}",
                                               "type": "upstream_error", "param": None, "code": error.kind}})
             await send({"type": "http.response.body", "body": b"data: " + payload + b"\n\n", "more_body": False})
         else:
@@ -213,7 +215,7 @@ async def _stream(gw: Any, send, body: dict[str, Any], chain: list[Candidate], d
         if gw.settings.capture_content_chars:
             text = "".join(acc.parts)
             limit = gw.settings.capture_content_chars
-            rec.output_text = text if len(text) <= limit else text[:limit] + "…"
+            rec.output_text = redact(text if len(text) <= limit else text[:limit] + "…")
 
 
 def _event(data: bytes, chunk: dict[str, Any], acc: Accumulator, include_usage: bool) -> bytes:

@@ -20,10 +20,12 @@ from typing import Any, AsyncIterator
 import aiohttp
 import orjson
 
+from sluice.gateway.answer_shape import completion_problem, wrong_shape
 from sluice.gateway.local import local_complete, local_stream
 from sluice.gateway.releases import ModelTarget
 from sluice.providers.base import (CONNECTION, HTTP_5XX, TIMEOUT, ProviderError, classify_status, malformed)
 from sluice.providers.openai_compat import env_value
+from sluice.redaction import redact
 
 DONE = b"[DONE]"
 _CONNECT_CAP_S = 5.0
@@ -106,11 +108,11 @@ async def complete(session: aiohttp.ClientSession, target: ModelTarget, body: by
         raise _transport_error(e, p.where) from None
     data = json_object(raw, p.where)
     if data.get("error") and not data.get("choices"):
-        raise ProviderError(f"{p.where} returned an error: {str(data['error'])[:300]}", kind=HTTP_5XX,
+        raise ProviderError(f"{p.where} returned an error: {redact(str(data['error']))[:300]}", kind=HTTP_5XX,
                             retryable=True)
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise malformed(p.where, raw.decode("utf-8", "replace"))
+    problem = completion_problem(data)
+    if problem is not None:
+        raise wrong_shape(p.where, problem)
     return Completion(raw, data)
 
 

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 
 from sluice.dataset.row import ToolCall
 from sluice.errors import UpstreamError
+from sluice.redaction import redact
 from sluice.runner.record import Usage
 
 # error kinds, stored in RowOutput.error_kind
@@ -72,7 +73,8 @@ class ProviderError(UpstreamError):
 
     def __init__(self, message: str, *, kind: str, status: int | None = None, retryable: bool = False,
                  retry_after: float | None = None, fallback_ok: bool | None = None):
-        super().__init__(message, status=status, retryable=retryable, retry_after=retry_after)
+        super().__init__(redact(message), status=status, retryable=retryable, retry_after=retry_after)
+        self.upstream_message: str | None = None  # the upstream's own error text (redacted), when it sent one
         self.kind = kind
         self.fallback_ok = retryable if fallback_ok is None else fallback_ok
 
@@ -104,9 +106,9 @@ def _error_text(body: Any) -> tuple[str, str | None]:
     if isinstance(body, dict):
         err = body.get("error", body)
         if isinstance(err, dict):
-            return str(err.get("message") or err)[:300], (str(err["code"]) if err.get("code") else None)
-        return str(err)[:300], None
-    return (str(body)[:300] if body else ""), None
+            return redact(str(err.get("message") or err))[:300], (str(err["code"]) if err.get("code") else None)
+        return redact(str(err))[:300], None
+    return (redact(str(body))[:300] if body else ""), None
 
 
 def classify_status(status: int, body: Any, headers: Mapping[str, str] | None = None,
@@ -118,7 +120,9 @@ def classify_status(status: int, body: Any, headers: Mapping[str, str] | None = 
     should = (headers.get("x-should-retry") or "").lower()
     if status in (400, 413) and (code == "context_length_exceeded"
                                  or any(m in message.lower() for m in _CONTEXT_MARKERS)):
-        return ProviderError(text, kind=CONTEXT_LENGTH, status=status, retryable=False, fallback_ok=True)
+        err = ProviderError(text, kind=CONTEXT_LENGTH, status=status, retryable=False, fallback_ok=True)
+        err.upstream_message = message or None
+        return err
     if status == 429:
         kind, retryable = RATE_LIMITED, True
     elif status >= 500:
@@ -129,8 +133,9 @@ def classify_status(status: int, body: Any, headers: Mapping[str, str] | None = 
         kind, retryable = HTTP_4XX, False
     if should in ("true", "false"):
         retryable = should == "true"
-    return ProviderError(text, kind=kind, status=status, retryable=retryable,
-                         retry_after=parse_retry_after(headers))
+    err = ProviderError(text, kind=kind, status=status, retryable=retryable, retry_after=parse_retry_after(headers))
+    err.upstream_message = message or None
+    return err
 
 
 def classify_transport(exc: BaseException, where: str = "upstream") -> ProviderError:
@@ -147,6 +152,6 @@ def classify_transport(exc: BaseException, where: str = "upstream") -> ProviderE
 
 
 def malformed(where: str, text: str) -> ProviderError:
-    snippet = text[:80].replace("\n", " ")
+    snippet = redact(text)[:80].replace("\n", " ")
     return ProviderError(f"{where} returned a body that is not a valid chat completion: {snippet!r}",
                          kind=MALFORMED, retryable=False)

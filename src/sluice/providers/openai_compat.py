@@ -17,6 +17,7 @@ from sluice.errors import ConfigError, Location
 from sluice.providers.base import (ChatRequest, ChatResponse, ProviderError, classify_status,
                                    classify_transport, malformed)
 from sluice.providers.http import make_client
+from sluice.redaction import remember
 from sluice.runner.record import Usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -32,6 +33,7 @@ def env_value(name: str, field: str) -> str:
     value = os.environ.get(name)
     if not value:
         raise ConfigError(f"environment variable {name} is not set", Location(field=field))
+    remember(value)  # redacted from any upstream text Sluice keeps
     return value
 
 

@@ -14,10 +14,12 @@ References, tried in this order:
 from __future__ import annotations
 
 import difflib
+from contextlib import nullcontext
 import re
 import time
 from pathlib import Path
 
+from sluice.audit.log import append_audit, local_actor
 from sluice.digest import PREFIX, short
 from sluice.errors import ConfigError, NotFoundError
 from sluice.release.bundle import ReleaseBundle, bundle_from_stored
@@ -29,11 +31,13 @@ HEX_PREFIX = re.compile(r"^[0-9a-f]{6,64}$")
 MIN_PREFIX = 4  # after an explicit "sha256:"
 
 
-def register(store: Store, bundle: ReleaseBundle) -> tuple[ReleaseRecord, bool]:
+def register(store: Store, bundle: ReleaseBundle, *, actor: str | None = None) -> tuple[ReleaseRecord, bool]:
     """Store the bundle (blobs first, then the record); ``created`` is False when the digest existed.
 
     The same ``name@version`` may be registered with different content (editing a candidate and
     re-gating it is normal); the digest is the identity, ``name@version`` resolves to the newest.
+    A new release is recorded in the audit log (by ``actor``, default the local user) in the
+    same transaction.
     """
     existing = store.get_release(bundle.digest)
     if existing is not None:
@@ -42,7 +46,13 @@ def register(store: Store, bundle: ReleaseBundle) -> tuple[ReleaseRecord, bool]:
     record = ReleaseRecord(digest=bundle.digest, name=bundle.release.name, version=bundle.release.version,
                            manifest=bundle.manifest, files=dict(bundle.file_digests), created_at=time.time(),
                            source=bundle.source)
-    created = store.put_release(record)
+    db = getattr(store, "db", None)  # the SQL stores keep the audit log; a release-only test double has none
+    with db.transaction() if db is not None else nullcontext():
+        created = store.put_release(record)
+        if created and db is not None:
+            append_audit(store, actor or local_actor(), "release.registered", f"{record.name}@{record.version}",
+                         None, {"digest": record.digest, "name": record.name, "version": record.version,
+                                "source": record.source})
     if not created:  # registered concurrently by someone else
         return store.get_release(bundle.digest) or record, False
     return record, True

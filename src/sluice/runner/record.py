@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from sluice.dataset.row import ContextDoc, ToolCall
 from sluice.evals.result import EvalResult
+from sluice.redaction import redact, redact_value
 
 
 class Usage(BaseModel):
@@ -37,6 +39,25 @@ class RowOutput(BaseModel):
     attempts: int = 1
     cached: bool = False
     raw: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("output", "error")
+    @classmethod
+    def _no_secrets(cls, v: str | None) -> str | None:
+        """Upstream text is kept in run rows and the gate's reports: never a secret Sluice holds."""
+        return redact(v)
+
+    @field_validator("raw")
+    @classmethod
+    def _no_secrets_raw(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return redact_value(v) if v else v
+
+    @field_validator("latency_ms")
+    @classmethod
+    def _real_duration(cls, v: float) -> float:
+        """A NaN would vanish from the latency statistics and a negative one would flatter them."""
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"latency_ms must be a finite number >= 0, got {v}")
+        return v
 
     @property
     def ok(self) -> bool:

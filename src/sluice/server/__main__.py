@@ -13,6 +13,9 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     from sluice.server.app import create_app
     from sluice.server.runner import serve_until_stopped
+    from sluice.auth.keys import KeyRing
+    from sluice.errors import ConfigError
+    from sluice.server.security import refuse_open_bind
     from sluice.store import open_store
     from sluice.telemetry.config import TelemetrySettings, load_telemetry_settings
 
@@ -20,9 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind while no API key exists")
     p.add_argument("--telemetry", default=None)
     args = p.parse_args(argv)
     store = open_store(args.store)
+    try:
+        refuse_open_bind(args.host, KeyRing(store), args.insecure)
+    except ConfigError as e:
+        store.close()
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     settings = load_telemetry_settings(args.telemetry) if args.telemetry else TelemetrySettings()
     serve_until_stopped(create_app(store, settings), args.host, args.port)
     store.close()

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 from sluice.errors import SluiceError
 from sluice.server.security import ADMIN_SCOPES, AuthFailed, authorize
 from sluice.telemetry.metrics import DIMENSIONS, MetricsQuery, compute_metrics
+from sluice.telemetry.release_refs import traced_values
 from sluice.telemetry.timespec import parse_duration, parse_instant_ns
 from sluice.telemetry.traces import get_trace
 
@@ -20,7 +21,7 @@ router = APIRouter()
 async def metrics(
     request: Request,
     deployment: str | None = None,
-    release: str | None = None,
+    release: str | None = Query(None, description="name@version, name, a short or full sha256: digest, or as traced"),
     route: str | None = None,
     cohort: str | None = None,
     since: str | None = Query(None, description="ISO-8601, Unix seconds, or a duration ago (1h)"),
@@ -33,8 +34,9 @@ async def metrics(
     except AuthFailed as e:
         return JSONResponse({"error": e.message}, e.status)
     try:
+        releases = await asyncio.to_thread(traced_values, request.app.state.store, release) if release else None
         q = MetricsQuery(
-            deployment=deployment, release=release, route=route, cohort=cohort,
+            deployment=deployment, release=releases, route=route, cohort=cohort,
             since_ns=parse_instant_ns(since, "since") if since else None,
             until_ns=parse_instant_ns(until, "until") if until else None,
             window_s=int(parse_duration(window, "window")) if window else None,

@@ -66,6 +66,17 @@ async def traceai_traces(request: Request) -> Response:
 
 
 async def _export(request: Request) -> Response:
+    counters = request.app.state.ingest_counters
+    response = await _export_counted(request, counters)
+    counters.requests[_OUTCOME.get(response.status_code, "unavailable")] += 1
+    return response
+
+
+_OUTCOME = {200: "ok", 400: "bad_request", 413: "too_large", 415: "unsupported_media_type", 401: "unauthorized",
+            403: "unauthorized"}
+
+
+async def _export_counted(request: Request, counters) -> Response:
     kind = otlp.media_type(request.headers.get("content-type"))
     reply = kind or otlp.JSON
     settings = request.app.state.telemetry
@@ -99,13 +110,18 @@ async def _export(request: Request) -> Response:
         try:
             ticket = writer.submit_batch(prepared.batch, loop=asyncio.get_running_loop())
         except Backpressure as e:
+            counters.spans_dropped += prepared.batch.count
             return status(503, 14, str(e), {"Retry-After": "1"})
         except WriterClosed as e:
+            counters.spans_dropped += prepared.batch.count
             return status(503, 14, str(e), {"Retry-After": "5"})
         try:
             await ticket.wait_async()
         except Exception as e:  # noqa: BLE001 - the store failed; the client may retry
+            counters.spans_dropped += prepared.batch.count
             return status(503, 14, f"spans not committed: {type(e).__name__}", {"Retry-After": "1"})
+        counters.spans_received += prepared.batch.count
+    counters.spans_rejected += prepared.rejected
     message = "; ".join(prepared.reasons)
     return Response(otlp.success_body(reply, prepared.rejected, message), 200, media_type=reply)
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -10,16 +12,37 @@ from typing import Any, Iterator
 
 import uvicorn
 
+from sluice.server import http_limits
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+CLIENT_IDLE_S = 120  # keep-alive: longer than load balancers' and SDK pools' idle timeouts, see docs/security.md
 
 
 def config(app: Any, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:
+    """Request heads over ``http_limits.MAX_HEAD_BYTES`` get a 431 before any handler runs."""
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                          lifespan="on", timeout_graceful_shutdown=10)
+                          lifespan="on", timeout_graceful_shutdown=10, http=http_limits.protocol_class(),
+                          h11_max_incomplete_event_size=http_limits.MAX_HEAD_BYTES,
+                          timeout_keep_alive=CLIENT_IDLE_S)
 
 
-def serve_forever(app: Any, host: str, port: int, log_level: str = "info") -> None:
-    uvicorn.Server(config(app, host, port, log_level)).run()
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound now: a busy port is one clear error before anything says "serving"."""
+    from sluice.errors import ConfigError
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        hint = " (another process listens there: stop it or pass --port)" if e.errno == errno.EADDRINUSE else ""
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from None
+    return sock
+
+
+def serve_forever(app: Any, host: str, port: int, log_level: str = "info", sock: socket.socket | None = None) -> None:
+    uvicorn.Server(config(app, host, port, log_level)).run(sockets=[sock] if sock is not None else None)
 
 
 @contextmanager

@@ -2,17 +2,19 @@
 
 Ingest endpoints take ``Authorization: Bearer <key>`` (or ``X-Api-Key``, which traceAI's exporter
 sends) with scope ``ingest`` or ``admin``; read APIs need ``admin``. While no key exists in the
-store the server is open, which is why ``sluice serve`` refuses a non-loopback bind without keys.
+store the server is open, which is why every entry point refuses a non-loopback bind without keys
+(``refuse_open_bind``); once the store has held a key it stays closed.
 """
 
 from __future__ import annotations
 
 from starlette.requests import Request
 
-from sluice.auth.keys import ADMIN, INGEST, ApiKey, KeyRing
+from sluice.auth.keys import ADMIN, INGEST, SCOPES, ApiKey, KeyRing
 
 INGEST_SCOPES = frozenset({INGEST, ADMIN})
 ADMIN_SCOPES = frozenset({ADMIN})
+ANY_SCOPE = frozenset(SCOPES)
 
 
 class AuthFailed(Exception):
@@ -36,10 +38,24 @@ def authorize(request: Request, scopes: frozenset[str]) -> ApiKey | None:
         return None
     token = presented_key(request)
     if token is None:
+        ring.rejected += 1
         raise AuthFailed(401, "missing API key (Authorization: Bearer <key> or X-Api-Key)")
     key = ring.verify(token)
     if key is None:
+        ring.rejected += 1
         raise AuthFailed(401, "invalid or revoked API key")
     if key.scope not in scopes:
+        ring.rejected += 1
         raise AuthFailed(403, f"a key with scope '{key.scope}' cannot use this endpoint")
     return key
+
+
+def refuse_open_bind(host: str, ring: KeyRing, insecure: bool) -> None:
+    """Every entry point that binds a socket calls this: with no key in the store anyone could
+    write spans, read metrics and call the gateway, so only loopback is allowed then."""
+    from sluice.errors import ConfigError
+    from sluice.server.runner import LOOPBACK
+
+    if host not in LOOPBACK and not insecure and not ring.enforced():
+        raise ConfigError(f"refusing to bind {host} with no API key: anyone could write spans and read metrics. "
+                          "Create keys with 'sluice keys create NAME --scope ingest|admin|gateway' or pass --insecure")

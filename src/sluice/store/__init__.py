@@ -18,8 +18,14 @@ __all__ = ["DEFAULT_URL", "DatasetRecord", "GateRecord", "ReleaseRecord", "RunRe
 
 def _register_migrations() -> None:
     """Import the modules that add tables, so one migration run creates the whole schema."""
+    import sluice.gate.reports_store  # noqa: F401  (full gate reports, for the dashboard)
     import sluice.gateway.schema  # noqa: F401  (gateway deployments)
+    import sluice.web.trace_dims  # noqa: F401  (the dashboard's trace dimensions)
     import sluice.telemetry.schema  # noqa: F401  (spans, feedback, span evals, API keys)
+    import sluice.audit.schema  # noqa: F401  (audit log)
+    import sluice.rollout.store  # noqa: F401  (rollouts, their event log, webhook outbox, controller lease)
+    import sluice.monitor.alerts  # noqa: F401  (alerts)
+    import sluice.monitor.stored  # noqa: F401  (monitors added at run time)
 
 
 def open_store(url: str = DEFAULT_URL, *, migrate: bool = True) -> SqlStore:

@@ -4,6 +4,8 @@ Each migration is plain SQL written once for both backends. The few spots where 
 PostgreSQL differ use placeholders that ``Dialect.render`` fills in ({json}, {float}, {bigint}).
 Other packages (telemetry, gateway, rollout) add their tables by appending to ``MIGRATIONS`` at
 import time through ``migration(name, sql)``; ``sluice.store.open_store`` imports them first.
+``postgres`` statements run after ``sql`` on PostgreSQL only, each whole and unrendered (trigger
+functions, whose bodies hold semicolons and braces).
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ from dataclasses import dataclass
 class Migration:
     name: str
     sql: str
+    postgres: tuple[str, ...] = ()  # statements only PostgreSQL runs, after ``sql`` (triggers, functions)
+    dialects: tuple[str, ...] | None = None  # only these backends run ``sql`` (the others just record it)
 
 
 MIGRATIONS: list[Migration] = []
 
 
-def migration(name: str, sql: str) -> Migration:
+def migration(name: str, sql: str, dialects: tuple[str, ...] | None = None, *,
+              postgres: tuple[str, ...] = ()) -> Migration:
     if any(m.name == name for m in MIGRATIONS):
         raise ValueError(f"duplicate migration name {name}")
-    m = Migration(name, sql)
+    m = Migration(name, sql, tuple(postgres), dialects)
     MIGRATIONS.append(m)
     return m
 

@@ -44,7 +44,10 @@ class SqlStore:
             with db.transaction():
                 if db.query_one("SELECT 1 FROM sluice_migrations WHERE name = ?", [m.name]):
                     continue  # another process applied it while we waited
-                for stmt in _statements(db.dialect.render(m.sql)):
+                for stmt in (_statements(db.dialect.render(m.sql))
+                             if m.dialects is None or db.dialect.name in m.dialects else ()):
+                    db.execute(stmt)
+                for stmt in m.postgres if db.dialect.name == "postgres" else ():
                     db.execute(stmt)
                 db.execute("INSERT INTO sluice_migrations VALUES (?, ?)", [m.name, time.time()])
             done.append(m.name)

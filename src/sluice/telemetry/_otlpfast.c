@@ -28,7 +28,7 @@
 
 enum { S_KIND, S_MODEL, S_PROVIDER, S_INPUT, S_OUTPUT, S_TOTAL, S_COST, S_ERROR, S_TOOL, S_STEP, S_SESSION,
        S_USER, S_FALLBACK, S_CACHE_HIT, S_TTFT, S_SERVER_TTFT, S_REQUEST };
-enum { F_NONE, F_OPNAME, F_METADATA, F_SLOWSPAN };
+enum { F_NONE, F_OPNAME, F_METADATA, F_SLOWSPAN, F_PARAMS };
 enum { V_NONE, V_STR, V_BOOL, V_INT, V_DOUBLE, V_ARRAY, V_KVLIST, V_BYTES };
 
 static PyObject *Fallback;
@@ -38,7 +38,7 @@ static int bail_line; /* where the last Fallback was decided (in its message, fo
 static PyObject *h_str, *h_int, *h_float, *h_bool, *h_kind_text, *h_op_kinds, *h_parse_metadata, *h_resolved_text,
     *h_row_fallback, *h_rawspan, *h_dumps, *h_price_cost;
 static PyObject *s_unset, *s_ok, *s_error, *s_empty, *s_default, *s_fallback, *s_cache, *s_none_text, *s_llm,
-    *s_unknown, *s_evaluator, *s_service_name;
+    *s_unknown, *s_evaluator, *s_service_name, *s_metadata;
 
 /* ---------------------------------------------------------------- key table (slot keys and specials) */
 typedef struct { const char *key; Py_ssize_t len; uint64_t hash; int slot, rank, flag; } KeyInfo;
@@ -606,7 +606,7 @@ static PyObject *hex_text(const Buf *b) {
 }
 
 /* _resolve(): new reference to the text or NULL with no error set when nothing matched; -1 in *err */
-static PyObject *resolve(Ctx *c, PyObject *lookups, PyObject **meta, int *err) {
+static PyObject *resolve(Ctx *c, PyObject *lookups, PyObject **meta, PyObject **rmeta, int *err) {
     Py_ssize_t n = PyTuple_GET_SIZE(lookups);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *lk = PyTuple_GET_ITEM(lookups, i); /* (key bytes, key str, meta key str|None, resource only) */
@@ -630,6 +630,16 @@ static PyObject *resolve(Ctx *c, PyObject *lookups, PyObject **meta, int *err) {
                     }
                     if (!PyDict_Check(*meta)) { PyErr_SetString(PyExc_TypeError, "metadata"); *err = 1; return NULL; }
                     v = PyDict_GetItemWithError(*meta, mk);
+                    if ((!v && !PyErr_Occurred()) || v == Py_None) { /* then the resource's metadata JSON */
+                        if (!*rmeta) {
+                            PyObject *rv = PyDict_GetItemWithError(c->resource, s_metadata);
+                            if (!rv && PyErr_Occurred()) { *err = 1; return NULL; }
+                            *rmeta = PyObject_CallOneArg(h_parse_metadata, rv ? rv : Py_None);
+                            if (!*rmeta) { *err = 1; return NULL; }
+                        }
+                        if (!PyDict_Check(*rmeta)) { PyErr_SetString(PyExc_TypeError, "metadata"); *err = 1; return NULL; }
+                        v = PyDict_GetItemWithError(*rmeta, mk);
+                    }
                 }
             }
         }
@@ -722,8 +732,8 @@ done:
 static int fast_span(Ctx *c, const Span *s) {
     Attr *slots[NSLOTS] = {0};
     int ranks[NSLOTS];
-    Attr *opname = NULL;
-    PyObject *vals[NCOLS] = {0}, *meta = NULL;
+    Attr *opname = NULL, *params = NULL;
+    PyObject *vals[NCOLS] = {0}, *meta = NULL, *rmeta = NULL;
     int rc = -1;
     for (int i = 0; i < NSLOTS; i++) ranks[i] = 99;
     if (c->nevs) return 1;
@@ -741,6 +751,7 @@ static int fast_span(Ctx *c, const Span *s) {
         if (ki && ki->flag == F_SLOWSPAN) return 1;
         if (a->key.n && a->key.p[0] == '@') return 1;
         if (ki && ki->flag == F_OPNAME) opname = a;
+        if (ki && ki->flag == F_PARAMS) params = a;
         if (!first && out_put(o, ",", 1)) return BAIL;
         first = 0;
         if (json_str(o, a->key.p, a->key.n, a->key_ascii) || out_put(o, ":", 1)) return BAIL;
@@ -757,6 +768,7 @@ static int fast_span(Ctx *c, const Span *s) {
         if (json_str(o, s->smsg.p, s->smsg.n, s->smsg_ascii)) return BAIL;
     }
     if (out_put(o, "}", 1)) return BAIL;
+    if (params && !slots[S_MODEL]) return 1; /* the model is inside the parameters JSON */
 
     PyObject *sv[NSLOTS] = {0}; /* borrowed materialised slot values */
     for (int i = 0; i < NSLOTS; i++)
@@ -833,18 +845,18 @@ static int fast_span(Ctx *c, const Span *s) {
 
     int e = 0;
     PyObject *r;
-    r = resolve(c, c->lookups[0], &meta, &e); if (e) goto fail;
+    r = resolve(c, c->lookups[0], &meta, &rmeta, &e); if (e) goto fail;
     vals[15] = r ? r : (Py_INCREF(s_empty), s_empty);
-    r = resolve(c, c->lookups[1], &meta, &e); if (e) goto fail;
+    r = resolve(c, c->lookups[1], &meta, &rmeta, &e); if (e) goto fail;
     vals[16] = r ? r : (Py_INCREF(s_empty), s_empty);
-    r = resolve(c, c->lookups[2], &meta, &e); if (e) goto fail;
+    r = resolve(c, c->lookups[2], &meta, &rmeta, &e); if (e) goto fail;
     vals[17] = r ? r : (Py_INCREF(s_empty), s_empty);
-    r = resolve(c, c->lookups[3], &meta, &e); if (e) goto fail;
-    vals[18] = r ? r : (Py_INCREF(s_default), s_default);
-    for (int i = 15; i <= 18; i++) /* `_resolve(...) or default`: an all-NUL text resolves to "" */
+    r = resolve(c, c->lookups[3], &meta, &rmeta, &e); if (e) goto fail;
+    vals[18] = r ? r : (Py_INCREF(s_empty), s_empty); /* "" = none: the writer inherits or says "default" */
+    for (int i = 15; i <= 18; i++) /* `_resolve(...) or ""`: an all-NUL text resolves to "" */
         if (PyUnicode_GET_LENGTH(vals[i]) == 0) {
             Py_DECREF(vals[i]);
-            vals[i] = i == 18 ? s_default : s_empty;
+            vals[i] = s_empty;
             Py_INCREF(vals[i]);
         }
     int b;
@@ -888,6 +900,7 @@ static int fast_span(Ctx *c, const Span *s) {
 fail:
     for (int i = 0; i < NCOLS; i++) Py_XDECREF(vals[i]);
     Py_XDECREF(meta);
+    Py_XDECREF(rmeta);
     return rc;
 }
 
@@ -1172,8 +1185,9 @@ PyMODINIT_FUNC PyInit__otlpfast(void) {
     s_cache = PyUnicode_InternFromString("cache"); s_none_text = PyUnicode_InternFromString("None");
     s_llm = PyUnicode_InternFromString("LLM"); s_unknown = PyUnicode_InternFromString("UNKNOWN");
     s_evaluator = PyUnicode_InternFromString("EVALUATOR"); s_service_name = PyUnicode_InternFromString("service.name");
+    s_metadata = PyUnicode_InternFromString("metadata");
     if (!s_unset || !s_ok || !s_error || !s_empty || !s_default || !s_fallback || !s_cache || !s_none_text || !s_llm ||
-        !s_unknown || !s_evaluator || !s_service_name)
+        !s_unknown || !s_evaluator || !s_service_name || !s_metadata)
         return NULL;
     return m;
 }

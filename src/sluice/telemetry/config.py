@@ -3,7 +3,11 @@
 Attribute lookups are lists tried in order. A name is looked up in the span's attributes, then
 in its resource's; ``resource.<name>`` looks only at the resource; ``metadata.<key>`` also reads
 ``<key>`` inside the JSON-encoded ``metadata`` attribute that OpenInference and traceAI write
-(``using_metadata({"tier": "enterprise"})`` ⇒ ``metadata.tier``).
+(``using_metadata({"tier": "enterprise"})`` ⇒ ``metadata.tier``), then inside the resource's
+``metadata`` JSON (traceAI's ``register(metadata=...)``).
+
+traceAI puts the project in the resource (``project_name``, ``project_version_name``): they are
+default deployment and release sources, after Sluice's own attributes and the metadata.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ class Price(BaseModel):
 class TelemetrySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     deployment_attributes: list[str] = Field(
-        default_factory=lambda: ["sluice.deployment", "metadata.deployment", "resource.service.name"])
+        default_factory=lambda: ["sluice.deployment", "metadata.deployment", "resource.project_name",
+                                 "resource.service.name"])
     release_attributes: list[str] = Field(
-        default_factory=lambda: ["sluice.release", "metadata.release", "langfuse.release", "resource.service.version"])
+        default_factory=lambda: ["sluice.release", "metadata.release", "langfuse.release",
+                                 "resource.project_version_name", "resource.service.version"])
     route_attributes: list[str] = Field(default_factory=lambda: ["sluice.route", "metadata.route"])
     cohort_attributes: list[str] = Field(default_factory=lambda: ["sluice.cohort", "metadata.cohort"])
     prices: dict[str, Price] = Field(default_factory=dict)

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from sluice.telemetry import normalize as n
-from sluice.telemetry.otlp import RawSpan
+from sluice.telemetry.otlp_model import RawSpan
 from sluice.telemetry.writer import SpanBatch
 
 try:
@@ -26,7 +26,7 @@ try:
 except ImportError:  # not compiled (pip install -e . builds it; a missing compiler leaves it out)
     _otlpfast = None
 
-_F_OPNAME, _F_METADATA, _F_SLOWSPAN = 1, 2, 3
+_F_OPNAME, _F_METADATA, _F_SLOWSPAN, _F_PARAMS = 1, 2, 3, 4
 
 
 class FastDecoded(NamedTuple):
@@ -94,7 +94,8 @@ def _setup() -> None:
     assert (n._KIND, n._MODEL, n._PROVIDER, n._INPUT, n._OUTPUT, n._TOTAL, n._COST, n._ERROR, n._TOOL, n._STEP,
             n._SESSION, n._USER, n._FALLBACK, n._CACHE_HIT, n._TTFT, n._SERVER_TTFT, n._REQUEST) == tuple(range(17))
     specials = {"gen_ai.operation.name": _F_OPNAME, "metadata": _F_METADATA,
-                "evaluations.0.evaluation.name": _F_SLOWSPAN}
+                "evaluations.0.evaluation.name": _F_SLOWSPAN, "gen_ai.evaluation.name": _F_SLOWSPAN,
+                n.REQUEST_PARAMETERS: _F_PARAMS}
     specials.update({k: _F_SLOWSPAN for k in n._COST_PART_SET})
     _otlpfast.setup({
         "str": n._str, "int": n._int, "float": n._float, "bool": n._bool, "kind_text": _kind_text,

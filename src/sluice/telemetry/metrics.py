@@ -28,14 +28,14 @@ QUANTILES = (0.5, 0.95, 0.99)
 @dataclass
 class MetricsQuery:
     deployment: str | None = None
-    release: str | None = None
+    release: str | tuple[str, ...] | None = None  # a tuple: any of these (release_refs.traced_values)
     route: str | None = None
     cohort: str | None = None
     since_ns: int | None = None
     until_ns: int | None = None
     window_s: int | None = None  # None: one bucket over the whole range
     group_by: tuple[str, ...] = DIMENSIONS
-    filters: dict[str, str] = field(init=False, default_factory=dict)
+    filters: dict[str, Any] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         bad = [g for g in self.group_by if g not in DIMENSIONS]
@@ -154,8 +154,12 @@ def _group_clause(q: MetricsQuery, order: bool = False) -> str:
 def _where(q: MetricsQuery, alias: str, extra: str | None = None) -> tuple[str, list[Any]]:
     clauses, params = [], []
     for dim, value in q.filters.items():
-        clauses.append(f"{alias}{dim} = ?")
-        params.append(value)
+        if isinstance(value, tuple):
+            clauses.append(f"{alias}{dim} IN ({', '.join('?' for _ in value)})")
+            params.extend(value)
+        else:
+            clauses.append(f"{alias}{dim} = ?")
+            params.append(value)
     if q.since_ns is not None:
         clauses.append(f"{alias}start_ns >= ?")
         params.append(q.since_ns)

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from sluice.telemetry.config import Price, TelemetrySettings
-from sluice.telemetry.otlp import RawSpan
+from sluice.telemetry.otlp_model import RawSpan
 
 KIND_KEYS = ("openinference.span.kind", "fi.span.kind", "gen_ai.span.kind")
 OPERATION_KINDS = {
@@ -40,6 +40,8 @@ STEP_KEYS = ("sluice.agent_step", "graph.node.name", "gen_ai.agent.graph.node_na
 SESSION_KEYS = ("session.id", "gen_ai.conversation.id")
 USER_KEYS = ("user.id", "enduser.id")
 FIRST_TOKEN_EVENTS = ("First Token Stream Event", "gen_ai.first_token", "first_token")
+EVALUATION_EVENT = "gen_ai.evaluation.result"  # OTel GenAI: one event per evaluation of the span
+REQUEST_PARAMETERS = "gen_ai.request.parameters"  # traceAI: the request's JSON (model inside when streaming)
 STATUS = ("UNSET", "OK", "ERROR")
 PASS_LABELS = {"pass", "passed", "true", "ok", "correct", "success", "yes"}
 FAIL_LABELS = {"fail", "failed", "false", "incorrect", "failure", "no", "error"}
@@ -82,7 +84,7 @@ class Normalizer:
         for sp in spans:
             r = row(sp, now)
             out.append(r)
-            if r[4] == "EVALUATOR" or "evaluations.0.evaluation.name" in sp.attributes:
+            if r[4] == "EVALUATOR" or has_evaluations(sp):
                 evals.extend(_evaluations(sp, r[4], now))
         return out, evals
 
@@ -105,6 +107,8 @@ class Normalizer:
                 keys[hit[0]] = k
         untyped: list[int] = []  # slots whose value fits no typed column: kept in the JSON column
         kind, model = slots[_KIND], slots[_MODEL]
+        if model is None and REQUEST_PARAMETERS in rest:
+            model = _parse_metadata(rest[REQUEST_PARAMETERS]).get("model") or None
         input_tokens = _typed(_int, slots, _INPUT, untyped)
         output_tokens = _typed(_int, slots, _OUTPUT, untyped)
         total_tokens = _typed(_int, slots, _TOTAL, untyped)
@@ -135,7 +139,7 @@ class Normalizer:
             max(sp.end_ns - sp.start_ns, 0) / 1e6, status, _str(error_type), _str(model),
             _str(slots[_PROVIDER]), input_tokens, output_tokens, total_tokens, cost,
             _resolve(self._deployment, a, res, meta) or "", _resolve(self._release, a, res, meta) or "",
-            route, _resolve(self._cohort, a, res, meta) or "default",
+            route, _resolve(self._cohort, a, res, meta) or "",
             bool(_bool(slots[_FALLBACK])) or route == "fallback", bool(_bool(slots[_CACHE_HIT])) or route == "cache",
             _str(slots[_STEP]), _str(slots[_TOOL]), _str(slots[_SESSION]), _str(slots[_USER]), ttft,
             not sp.parent_id or bool(_bool(slots[_REQUEST])), _str(res.get("service.name")),
@@ -174,7 +178,8 @@ def _lookup(name: str) -> Lookup:
 
 
 def _resolve(lookups: list[Lookup], a: dict, res: dict, meta: list) -> str | None:
-    """The first non-empty configured attribute: span, then resource, then the ``metadata`` JSON."""
+    """The first non-empty configured attribute: span, then resource, then the ``metadata`` JSON of
+    the span, then that of the resource (traceAI's ``register(metadata=...)`` puts it there)."""
     for key, meta_key, resource_only in lookups:
         v = res.get(key) if resource_only else a.get(key)
         if v is None and not resource_only:
@@ -182,7 +187,10 @@ def _resolve(lookups: list[Lookup], a: dict, res: dict, meta: list) -> str | Non
             if v is None and meta_key is not None:
                 if not meta:
                     meta.append(_parse_metadata(a.get("metadata")))
+                    meta.append(_parse_metadata(res.get("metadata")))
                 v = meta[0].get(meta_key)
+                if v is None:
+                    v = meta[1].get(meta_key)
         if v is not None and v != "":
             return _str(orjson.dumps(v).decode() if isinstance(v, (dict, list)) else v)
     return None
@@ -224,16 +232,27 @@ def _attributes_json(a: dict, sp: RawSpan) -> str:
     return orjson.dumps(a, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def has_evaluations(sp: RawSpan) -> bool:
+    """Evaluation results outside evaluator spans: OpenInference ``evaluations.<i>.*``, OTel GenAI
+    ``gen_ai.evaluation.*`` attributes on any span, ``gen_ai.evaluation.result`` events."""
+    a = sp.attributes
+    return ("evaluations.0.evaluation.name" in a or "gen_ai.evaluation.name" in a
+            or any(name == EVALUATION_EVENT for name, _, _ in sp.events))
+
+
 def _evaluations(sp: RawSpan, kind: str, now: float) -> list[tuple]:
-    """Evaluator spans (traceAI ``gen_ai.evaluation.*``, ``eval.*``) and OpenInference ``evaluations.<i>.*``."""
+    """Evaluator spans (traceAI ``gen_ai.evaluation.*``, ``eval.*``), ``gen_ai.evaluation.*`` on any
+    span and in ``gen_ai.evaluation.result`` events (OTel GenAI), OpenInference ``evaluations.<i>.*``.
+    A result names the span it judges (``gen_ai.evaluation.target_span_id``) or judges its own."""
     a = sp.attributes
     out = []
-    if kind == "EVALUATOR":
+    if kind == "EVALUATOR" or "gen_ai.evaluation.name" in a:
         name = a.get("gen_ai.evaluation.name") or a.get("eval.name") or sp.name
-        score = _float(a.get("gen_ai.evaluation.score.value", a.get("eval.score")))
-        label = a.get("gen_ai.evaluation.score.label", a.get("eval.label"))
-        passed = _passed(a.get("sluice.eval.passed", a.get("eval.passed")), label)
-        out.append((sp.trace_id, sp.span_id, str(name), passed, score, _str(label), "span", now))
+        out.append(_evaluation(sp, a, name, a.get("eval.score"), a.get("eval.label"),
+                               a.get("sluice.eval.passed", a.get("eval.passed")), now))
+    for ev_name, _, ea in sp.events:
+        if ev_name == EVALUATION_EVENT and ea.get("gen_ai.evaluation.name") not in _EMPTY:
+            out.append(_evaluation(sp, ea, ea["gen_ai.evaluation.name"], None, None, ea.get("sluice.eval.passed"), now))
     i = 0
     while f"evaluations.{i}.evaluation.name" in a:
         p = f"evaluations.{i}.evaluation."
@@ -242,6 +261,15 @@ def _evaluations(sp: RawSpan, kind: str, now: float) -> list[tuple]:
                     _str(label), "span", now))
         i += 1
     return out
+
+
+def _evaluation(sp: RawSpan, a: dict, name: Any, score: Any, label: Any, passed: Any, now: float) -> tuple:
+    """One ``span_evals`` row from ``gen_ai.evaluation.*`` keys (``score``/``label`` as fallbacks)."""
+    score = _float(a.get("gen_ai.evaluation.score.value", score))
+    label = a.get("gen_ai.evaluation.score.label", label)
+    target = a.get("gen_ai.evaluation.target_span_id")
+    span_id = target if isinstance(target, str) and target else sp.span_id
+    return (sp.trace_id, span_id, str(name), _passed(passed, label), score, _str(label), "span", now)
 
 
 def _passed(explicit: Any, label: Any) -> bool | None:

@@ -25,7 +25,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from sluice.telemetry.otlp import Decoded, OtlpError, RawSpan, reject
+from sluice.telemetry.otlp_model import Decoded, OtlpError, RawSpan, reject
 
 _F = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "sluice.otlp_lite"

@@ -34,7 +34,8 @@ NEGATIVE_FEEDBACK = ("thumbs_down", "escalation", "refund", "manual_override")
 
 
 def from_traces(store: Any, name: str, *, by: Mode = "cohort", cohort: str | None = None,
-                deployment: str | None = None, release: str | None = None, since_ns: int | None = None,
+                deployment: str | None = None, release: str | tuple[str, ...] | None = None,
+                since_ns: int | None = None,
                 limit: int = 100, seed: int = 0, description: str = "") -> tuple[DatasetRecord, bool, int]:
     """Store the sample as a dataset version: (record, created, traces skipped for lack of input)."""
     if by not in ("cohort", "failure", "feedback"):
@@ -66,7 +67,10 @@ def from_traces(store: Any, name: str, *, by: Mode = "cohort", cohort: str | Non
 def _select(store, by, cohort, deployment, release, since_ns, limit, seed) -> list[tuple[str, str]]:
     clauses, params = ["s.is_request"], []
     for col, value in (("cohort", cohort), ("deployment", deployment), ("release", release)):
-        if value is not None:
+        if isinstance(value, tuple):  # any of these (release_refs.traced_values)
+            clauses.append(f"s.{col} IN ({', '.join('?' for _ in value)})")
+            params.extend(value)
+        elif value is not None:
             clauses.append(f"s.{col} = ?")
             params.append(value)
     if since_ns is not None:

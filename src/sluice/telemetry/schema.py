@@ -97,10 +97,32 @@ POSTGRES_INDEXES = (
     "CREATE INDEX IF NOT EXISTS span_evals_trace ON span_evals (trace_id)",
 )
 
+# A migration, so it runs under the migration lock: created at app start, two replicas starting
+# together on a fresh database raced and one died of a raw UniqueViolation. IF NOT EXISTS keeps it
+# harmless on databases where an earlier version already created them.
+migration("1000_postgres_indexes", ";\n".join(POSTGRES_INDEXES) + ";", dialects=("postgres",))
+
 
 def ensure_indexes(store) -> None:
-    """Create the PostgreSQL indexes (idempotent; a no-op on DuckDB)."""
-    if store.db.dialect.name != "postgres":
-        return
-    for stmt in POSTGRES_INDEXES:
-        store.db.execute(stmt)
+    """Kept for callers of older versions: the indexes are the ``1000_postgres_indexes`` migration."""
+    return None
+
+
+# Inheritance of deployment/release/cohort within a trace (telemetry/attribution.py): per span,
+# which fields it is still waiting for (bits 1, 2, 4); per trace, its attribution so far.
+migration(
+    "1100_trace_attribution",
+    """
+    ALTER TABLE spans ADD COLUMN unattributed INTEGER DEFAULT 0;
+
+    CREATE TABLE trace_attribution (
+        trace_id TEXT PRIMARY KEY,
+        deployment TEXT NOT NULL,
+        release TEXT NOT NULL,
+        cohort TEXT NOT NULL,
+        from_root BOOLEAN NOT NULL,
+        pending_since {bigint},
+        updated_at {float} NOT NULL
+    );
+    """,
+)

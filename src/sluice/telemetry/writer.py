@@ -17,6 +17,9 @@ concatenates columns. Bulk paths: DuckDB inserts a whole group from NumPy column
 statement (about two orders of magnitude faster than ``executemany``); PostgreSQL uses ``COPY``. The writer uses its
 own connection (a DuckDB cursor on the same database, a new psycopg connection), so long
 metrics queries on the store's connection never block ingest.
+
+Inside each write's transaction, spans inherit deployment, release and cohort from their
+trace's attributed ancestors (``attribution``; ``unattributed`` column, ``trace_attribution``).
 """
 
 from __future__ import annotations
@@ -33,13 +36,15 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from sluice.telemetry import attribution_sql
 from sluice.telemetry.normalize import Normalizer
-from sluice.telemetry.otlp import RawSpan
+from sluice.telemetry.otlp_model import RawSpan
 from sluice.telemetry.schema import SPAN_COLUMNS
 
 log = logging.getLogger("sluice.telemetry.writer")
 EVAL_COLUMNS = ("trace_id", "span_id", "evaluator", "passed", "score", "label", "source", "created_at")
 _BOOL_COLUMNS = {"fallback_used", "cache_hit", "is_request"}
+_ATTRIBUTED = {"deployment", "release", "cohort"}  # written as attribution.plan says
 
 
 @dataclass(slots=True)
@@ -276,28 +281,34 @@ class _DuckSink:
         self.conn = conn
         conn.execute(f"SET checkpoint_threshold = '{DUCKDB_CHECKPOINT_THRESHOLD}'")
         _cap_memory(conn)
-        cols = ", ".join(SPAN_COLUMNS)
+        cols = ", ".join(SPAN_COLUMNS + ("unattributed",))
         self._insert = f"INSERT INTO spans ({cols}) SELECT {cols} FROM sluice_span_batch"
+        self._pruner = attribution_sql.Pruner()
         self._insert_evals = f"INSERT INTO span_evals ({', '.join(EVAL_COLUMNS)}) VALUES ({', '.join('?' * len(EVAL_COLUMNS))})"
 
     def write(self, group: list[SpanBatch]) -> None:
         count = sum(b.count for b in group)
         evals = [e for b in group for e in b.evals]
-        batch = {name: _column(name, [b.columns[i] for b in group], count) for i, name in enumerate(SPAN_COLUMNS)}
-        self.conn.register("sluice_span_batch", batch)
+        self.conn.execute("BEGIN TRANSACTION")
         try:
-            self.conn.execute("BEGIN TRANSACTION")
-            try:
-                if count:
+            if count:
+                p = attribution_sql.duck_apply(self.conn, [b.columns for b in group], self._pruner)
+                batch = {name: _column(name, [b.columns[i] for b in group], count)
+                         for i, name in enumerate(SPAN_COLUMNS) if name not in _ATTRIBUTED}
+                batch.update(deployment=np.array(p.deployment, dtype=object), release=np.array(p.release, dtype=object),
+                             cohort=np.array(p.cohort, dtype=object),
+                             unattributed=np.array(p.unattributed, dtype=np.int32))
+                self.conn.register("sluice_span_batch", batch)
+                try:
                     self.conn.execute(self._insert)
-                if evals:
-                    self.conn.executemany(self._insert_evals, [list(e) for e in evals])
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-        finally:
-            self.conn.unregister("sluice_span_batch")
+                finally:
+                    self.conn.unregister("sluice_span_batch")
+            if evals:
+                self.conn.executemany(self._insert_evals, [list(e) for e in evals])
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self.conn.close()
@@ -331,7 +342,8 @@ class _PostgresSink:
         import psycopg
 
         self.conn = psycopg.connect(url, autocommit=True)
-        self._copy = f"COPY spans ({', '.join(SPAN_COLUMNS)}) FROM STDIN"
+        self._copy = f"COPY spans ({', '.join(SPAN_COLUMNS + ('unattributed',))}) FROM STDIN"
+        self._pruner = attribution_sql.Pruner()
         self._insert_evals = (f"INSERT INTO span_evals ({', '.join(EVAL_COLUMNS)}) "
                               f"VALUES ({', '.join(['%s'] * len(EVAL_COLUMNS))})")
 
@@ -339,10 +351,14 @@ class _PostgresSink:
         evals = [e for b in group for e in b.evals]
         with self.conn.transaction(), self.conn.cursor() as cur:
             if any(b.count for b in group):
+                p = attribution_sql.pg_apply(cur, [b.columns for b in group], self._pruner)
+                columns = [attribution_sql.concat([b.columns for b in group], i) for i in range(len(SPAN_COLUMNS))]
+                for name, values in (("deployment", p.deployment), ("release", p.release), ("cohort", p.cohort)):
+                    columns[SPAN_COLUMNS.index(name)] = values
+                columns.append(p.unattributed)
                 with cur.copy(self._copy) as copy:
-                    for b in group:
-                        for r in zip(*b.columns):
-                            copy.write_row(r)
+                    for r in zip(*columns):
+                        copy.write_row(r)
             if evals:
                 cur.executemany(self._insert_evals, evals)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
+from sluice.audit.log import append_audit, local_actor
 from sluice.config import Settings
 from sluice.dataset.row import Row
 from sluice.dataset.version import load_rows, parse_ref
@@ -23,6 +24,7 @@ from sluice.evals.base import Evaluator
 from sluice.gate import GatePolicy, GateResult, RunInfo, default_policy, load_policy, run_gate
 from sluice.gate.compare import EvaluatorSpec
 from sluice.gate.report import write_reports
+from sluice.gate.reports_store import put_gate_report
 from sluice.release.bundle import ReleaseBundle
 from sluice.release.registry import resolve_bundle
 from sluice.runner import run_release
@@ -44,6 +46,7 @@ class GateOptions:
     fresh: bool = False  # ignore cached responses and stored runs
     progress: bool = True
     reports_dir: str | None = None  # where the HTML report goes when --html is not given
+    actor: str | None = None  # who ran it, for the audit log (default: the local user)
 
 
 @dataclass
@@ -104,8 +107,19 @@ def run(store: SqlStore, settings: Settings, opts: GateOptions, console: Console
                         dataset_version=dataset.version, policy_digest=policy.digest, verdict=result.verdict,
                         exit_code=result.exit_code, summary=result.summary(), candidate_run=cinfo.run_id,
                         baseline_run=binfo.run_id)
-    store.put_gate(record)
+    with store.db.transaction():
+        store.put_gate(record)
+        put_gate_report(store, gate_id, result)
+        append_audit(store, opts.actor or local_actor(), "gate.run", gate_id, None, gate_audit(record, candidate.ref,
+                                                                                          baseline.ref))
     return GateOutcome(result=result, record=record, reports=reports)
+
+
+def gate_audit(record: GateRecord, candidate_ref: str, baseline_ref: str) -> dict[str, Any]:
+    """What the audit log keeps of a gate run: enough to find the record and read its verdict."""
+    return {"verdict": record.verdict, "exit_code": record.exit_code, "candidate": record.candidate_digest,
+            "candidate_ref": candidate_ref, "baseline": record.baseline_digest, "baseline_ref": baseline_ref,
+            "dataset": f"{record.dataset_name}@{record.dataset_version}", "policy_digest": record.policy_digest}
 
 
 def _execute(store: SqlStore, settings: Settings, bundle: ReleaseBundle, rows: list[Row], dataset_name: str,

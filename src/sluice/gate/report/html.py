@@ -33,14 +33,14 @@ def _e(x: object) -> str:
 def _eval_table(result: GateResult) -> str:
     pct = f"{result.confidence * 100:g}% CI"
     head = "".join(f"<th{' class=l' if h in ('evaluator', 'cohort', 'status') else ''}>{_e(h)}</th>" for h in (
-        "evaluator", "cohort", "rows", "baseline", "candidate", "Δ pass", pct, "regressed/improved", "McNemar p",
+        "evaluator", "cohort", "judged rows", "baseline", "candidate", "Δ pass", pct, "regressed/improved", "McNemar p",
         "Δ score", f"score {pct}", "status"))
     body = []
     for r in table_rows(result):
         m = r.measure
         title = _e(" | ".join(c.message for c in r.checks))
         body.append(
-            f"<tr><td class=l>{_e(m.evaluator)}</td><td class=l>{_e(r.cohort_label)}</td><td>{m.n_rows}</td>"
+            f"<tr><td class=l>{_e(m.evaluator)}</td><td class=l>{_e(r.cohort_label)}</td><td>{m.n_paired}</td>"
             f"<td>{rate(m.pass_rate_baseline)}</td><td>{rate(m.pass_rate_candidate)}</td><td>{signed(m.pass_delta)}</td>"
             f"<td>{interval(m.pass_delta_ci)}</td><td>{m.baseline_only}/{m.candidate_only}</td>"
             f"<td>{pvalue(m.mcnemar_p)}</td><td>{signed(m.score_delta, False)}</td>"

@@ -48,11 +48,11 @@ def to_markdown(result: GateResult, top_rows: int = TOP_ROWS) -> str:
     if result.reasons:
         out += [f"- {esc(r)}" for r in result.reasons] + [""]
     pct = f"{result.confidence * 100:g}% CI"
-    out += [f"| evaluator | cohort | rows | baseline | candidate | Δ pass | {pct} | regressed/improved | McNemar p | |",
+    out += [f"| evaluator | cohort | judged rows | baseline | candidate | Δ pass | {pct} | regressed/improved | McNemar p | |",
             "|---|---|--:|--:|--:|--:|--:|--:|--:|---|"]
     for r in table_rows(result):
         m = r.measure
-        out.append(f"| {esc(m.evaluator)} | {esc(r.cohort_label)} | {m.n_rows} | {rate(m.pass_rate_baseline)} | "
+        out.append(f"| {esc(m.evaluator)} | {esc(r.cohort_label)} | {m.n_paired} | {rate(m.pass_rate_baseline)} | "
                    f"{rate(m.pass_rate_candidate)} | {signed(m.pass_delta)} | {interval(m.pass_delta_ci)} | "
                    f"{m.baseline_only}/{m.candidate_only} | {pvalue(m.mcnemar_p)} | {ICON[r.status]} {r.status} |")
     lat = result.latency_for("(all)")

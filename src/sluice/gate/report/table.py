@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sluice.gate.assess import Check
+from sluice.gate.check import Check
 from sluice.gate.measures import ALL, EvalMeasure, Interval
 from sluice.gate.result import GateResult
 

@@ -16,21 +16,23 @@ COLOUR = {"pass": "green", "fail": "red", "inconclusive": "yellow", "skipped": "
 
 
 def banner(result: GateResult) -> Panel:
+    """The verdict; on exit 5 also the cause (a target that failed), which outranks every table below."""
     colour = COLOUR[result.verdict]
     title = Text(f"{result.verdict.upper()}  (exit {result.exit_code})", style=f"bold {colour}")
-    return Panel(Group(title, Text(side_line(result), style="dim")), border_style=colour, title="sluice gate")
+    causes = [Text(c.message, style="bold magenta") for c in result.checks if c.status == "error"]
+    return Panel(Group(title, *causes, Text(side_line(result), style="dim")), border_style=colour, title="sluice gate")
 
 
 def eval_table(result: GateResult) -> Table:
     pct = f"{result.confidence * 100:g}% CI"
     t = Table(title="Evaluators by cohort (candidate − baseline, paired)", header_style="bold")
-    for col, justify in (("evaluator", "left"), ("cohort", "left"), ("rows", "right"), ("pass base→cand", "right"),
+    for col, justify in (("evaluator", "left"), ("cohort", "left"), ("judged rows", "right"), ("pass base→cand", "right"),
                          (f"Δ pass ({pct})", "right"), ("↓/↑", "right"), ("p", "right"),
                          (f"Δ score ({pct})", "right"), ("", "left")):
         t.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for r in table_rows(result):
         m = r.measure
-        t.add_row(m.evaluator, r.cohort_label, str(m.n_rows),
+        t.add_row(m.evaluator, r.cohort_label, str(m.n_paired),
                   f"{rate(m.pass_rate_baseline)}→{rate(m.pass_rate_candidate)}",
                   f"{signed(m.pass_delta)} {interval(m.pass_delta_ci)}", f"{m.baseline_only}/{m.candidate_only}",
                   pvalue(m.mcnemar_p), f"{signed(m.score_delta, pct=False)} {interval(m.score_delta_ci, pct=False)}",

@@ -1,0 +1,1 @@
+"""Outgoing notifications (webhooks) shared by the rollout controller and alerts."""

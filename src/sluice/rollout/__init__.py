@@ -1,0 +1,1 @@
+"""Rollouts: plans, online analysis (anytime-valid sequential tests), the controller and its decisions."""
