@@ -56,7 +56,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "labelled_evals.json").write_text(json.dumps(results, indent=1) + "\n")
     md = ("# context_relevance and task_completion on HaluEval (held-out cut)\n\n"
-          "| evaluator / backend | balanced accuracy | positives passed | negatives failed | rows |\n"
+          "| evaluator / backend | balanced accuracy | positives passed | negatives failed "
+          "| rows |\n"
           "|---|---|---|---|---|\n" + "\n".join(
               f"| {k} | {v['balanced_accuracy']:.3f} | {v['positive_passed']:.3f} | "
               f"{v['negative_failed']:.3f} | {v['rows']} |" for k, v in results.items()) + "\n")

@@ -105,7 +105,8 @@ def row_scores(model: Logistic | VerifierModel, mats: list[np.ndarray]) -> np.nd
                      if len(m) else 1.0 for m in mats])
 
 
-def balanced(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float, float]:
+def balanced(scores: np.ndarray, labels: np.ndarray,
+             threshold: float) -> tuple[float, float, float]:
     kept = float((scores[labels == 1] >= threshold).mean())
     caught = float((scores[labels == 0] < threshold).mean())
     return (kept + caught) / 2, kept, caught

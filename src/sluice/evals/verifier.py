@@ -138,7 +138,7 @@ class ClaimEvidence:
 
 def claim_features(claim: str, query: str | None, ctx: Context,
                    embed: Callable[[Sequence[str]], np.ndarray] | None) -> ClaimEvidence:
-    """The ``FEATURES`` of one claim, the context sentence that best supports it, what is missing."""
+    """The ``FEATURES`` of one claim, the context sentence best supporting it, what is missing."""
     toks = content_tokens(claim)
     q_toks = content_tokens(query) if query else frozenset()
     novel = toks - q_toks
