@@ -14,6 +14,14 @@ test: $(VENV)/.installed-test  ## set up and run every test (PostgreSQL tests ne
 bench: $(VENV)/.installed-test  ## run the benchmarks, results in bench/results/
 	$(BIN)/python bench/gate_bench.py
 
+.PHONY: bench-rollout-e2e
+bench-rollout-e2e: $(VENV)/.installed-test  ## rollouts decided on live traffic through the real gateway, results in bench/results/rollout_e2e.*
+	flock /tmp/sluice-cpu.lock nice $(BIN)/python bench/rollout_e2e.py
+
+.PHONY: bench-drift
+bench-drift: $(VENV)/.installed-test  ## drift detection: false alarms, each kind of shift, time per report (bench/results/drift.*)
+	$(BIN)/python bench/drift_bench.py
+
 .PHONY: bench-gate-sim
 bench-gate-sim: $(VENV)/.installed-test  ## gate verdict rates by scenario (A/A, regressions), results in bench/results/gate_sim.*
 	$(BIN)/python bench/gate_sim.py
@@ -22,10 +30,18 @@ bench-gate-sim: $(VENV)/.installed-test  ## gate verdict rates by scenario (A/A,
 bench-dashboard: $(VENV)/.installed-test  ## dashboard page times with 10M spans (store cached in ~/.cache/sluice-bench), results in bench/results/dashboard.*
 	flock /tmp/sluice-cpu.lock nice $(BIN)/python bench/dashboard_bench.py
 
+.PHONY: bench-attribution
+bench-attribution: $(VENV)/.installed-test  ## span writer cost of trace attribution (inheritance), results in bench/results/attribution.*
+	$(BIN)/python bench/attribution_bench.py --json bench/results/attribution.json
+
 .PHONY: bench-gateway
 LITELLM_VENV = bench/.venv-litellm
 bench-gateway: $(VENV)/.installed-test $(LITELLM_VENV)/.installed  ## gateway vs LiteLLM on loopback, results in bench/results/gateway.*
 	$(BIN)/python bench/gateway_bench.py
+
+.PHONY: bench-rollout-sim
+bench-rollout-sim: $(VENV)/.installed-test  ## rollout analysis on simulated canaries vs fixed-horizon and Kayenta-style judges, results in bench/results/rollout_sim.*
+	flock /tmp/sluice-cpu.lock nice $(BIN)/python bench/rollout_sim.py
 
 # LiteLLM (and py-spy, for --profile) live in their own venv, never in the project's
 $(LITELLM_VENV)/.installed:

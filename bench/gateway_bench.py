@@ -17,6 +17,12 @@ falls behind is charged for the queueing it causes (no coordinated omission).
     .venv/bin/python bench/gateway_bench.py --quick         # smoke run, results not written
     .venv/bin/python bench/gateway_bench.py --no-litellm --rates 500 --max-rate 25 --results-name gateway.at500
     .venv/bin/python bench/gateway_bench.py --profile 20    # py-spy profile of the gateway at 1,000 req/s
+    .venv/bin/python bench/gateway_bench.py --overload      # capacity, then 2x and 4x it: shed share, admitted p99
+
+Overload mode (issue 10): finds the highest sustained rate of ``sluice serve`` (the ladder below),
+then offers 2x and 4x that rate. Past capacity the gateway should answer the excess with a fast
+503 (load shedding on event-loop lag and in-flight count) and keep the admitted requests' p99
+under 100 ms; results in ``bench/results/gateway.overload.md/.json``.
 
 LiteLLM is looked for in ``bench/.venv-litellm`` (``make bench-gateway`` creates it); py-spy too.
 """
@@ -116,6 +122,7 @@ async def generate(url: str, model: str, token: str, rate: float, duration: floa
     loop = asyncio.get_running_loop()
     idle: list[_Exchange] = []
     latencies: list[float] = []
+    shed_latencies: list[float] = []  # 503 answers (load shedding): how fast the refusal came
     errors: dict[str, int] = {}
     in_flight = 0
     last_done = 0.0
@@ -150,6 +157,8 @@ async def generate(url: str, model: str, token: str, rate: float, duration: floa
             last_done = done
         else:
             errors[str(status)] = errors.get(str(status), 0) + 1
+            if status == 503:
+                shed_latencies.append((done - scheduled) * 1000)
 
     tasks = set()
     total = int((warmup + duration) * rate)
@@ -178,7 +187,8 @@ async def generate(url: str, model: str, token: str, rate: float, duration: floa
     ok = len(latencies)
     return {"rate": rate, "duration_s": duration, "sent": total - n_warm, "ok": ok, "errors": errors,
             "achieved_rps": round(ok / max(last_done - (start + warmup), duration), 1) if ok else 0.0,
-            "late_s": round(max(0.0, last_done - window_end), 3), "latencies_ms": [round(x, 3) for x in latencies]}
+            "late_s": round(max(0.0, last_done - window_end), 3), "latencies_ms": [round(x, 3) for x in latencies],
+            "shed_latencies_ms": [round(x, 3) for x in shed_latencies]}
 
 
 def loadgen_main(argv: list[str]) -> None:
@@ -462,10 +472,11 @@ def _children_cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def load(url: str, model: str, rate: float, duration: float, warmup: float, token: str = "bench-not-a-secret"
-         ) -> dict[str, Any]:
+def load(url: str, model: str, rate: float, duration: float, warmup: float, token: str = "bench-not-a-secret",
+         max_in_flight: int = 1000) -> dict[str, Any]:
     cmd = ["taskset", "-c", LOAD_CPU, str(PY), str(Path(__file__).resolve()), "loadgen", "--url", url,
-           "--model", model, "--token", token, "--rate", str(rate), "--duration", str(duration), "--warmup", str(warmup)]
+           "--model", model, "--token", token, "--rate", str(rate), "--duration", str(duration), "--warmup", str(warmup),
+           "--max-in-flight", str(max_in_flight)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=warmup + duration + 60)
     if out.returncode != 0:
         raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
@@ -654,6 +665,78 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+OVERLOAD_P99_MS = 100.0  # admitted requests past capacity (issue 10)
+
+
+def overload(args: argparse.Namespace) -> dict[str, Any]:
+    """Capacity of ``sluice serve``, then 2x and 4x it: what is shed, how fast, and the admitted p99."""
+    tmp = Path(tempfile.mkdtemp(prefix="sluice-gwbench-overload-"))
+    upstream_proc, upstream = start_upstream(tmp)
+    procs = [upstream_proc]
+    result: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "pinning": f"gateway on CPU {GATEWAY_CPU}; upstream and load generator on CPU {LOAD_CPU}",
+        "upstream_latency_ms": UPSTREAM_MS, "duration_s": args.duration, "warmup_s": args.warmup,
+        "loadavg_start": loadavg(), "source": source_state()}
+    try:
+        proc, base = start_sluice(tmp, upstream)
+        procs.append(proc)
+        target = {"name": "sluice", "url": base + "/v1/chat/completions", "model": "bench", "proc": proc}
+        load(target["url"], "bench", 50, 1, 1)
+        capacity = args.capacity
+        steps = []
+        if not capacity:
+            for rate in (r for r in LADDER if r <= args.max_rate):
+                s = summarise([measure(target, rate, args.duration, args.warmup, upstream_proc)])
+                steps.append({"rate": rate, "ok": sustained(s, rate), "p99_ms": s["p99_ms"],
+                              "error_share": s["error_share"]})
+                if not steps[-1]["ok"]:
+                    break
+                capacity = rate
+        result["capacity_rps"], result["capacity_steps"] = capacity, steps
+        rows = []
+        for multiple in args.multiples:
+            rate = capacity * multiple
+            r = load(target["url"], "bench", rate, args.duration, args.warmup, max_in_flight=50_000)
+            admitted = sorted(r["latencies_ms"])
+            shed = sorted(r["shed_latencies_ms"])
+            other = {k: v for k, v in r["errors"].items() if k != "503"}
+            row = {"multiple": multiple, "offered_rps": rate, "sent": r["sent"], "admitted": len(admitted),
+                   "admitted_rps": r["achieved_rps"], "shed": len(shed),
+                   "shed_share": round(len(shed) / max(r["sent"], 1), 4), "other_errors": other,
+                   "admitted_p50_ms": pct(admitted, .5), "admitted_p99_ms": pct(admitted, .99),
+                   "shed_p50_ms": pct(shed, .5), "shed_p99_ms": pct(shed, .99), "loadavg": loadavg()}
+            row["ok"] = row["admitted_p99_ms"] is not None and row["admitted_p99_ms"] <= OVERLOAD_P99_MS
+            print(f"  {multiple}x = {rate}/s: admitted {row['admitted']} (p99 {row['admitted_p99_ms']} ms), "
+                  f"shed {row['shed']} (p99 {row['shed_p99_ms']} ms), other errors {other}", flush=True)
+            rows.append(row)
+        result["overload"] = rows
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["loadavg_end"] = loadavg()
+    return result
+
+
+def overload_markdown(r: dict[str, Any]) -> str:
+    lines = [f"# Gateway under overload ({r['when']})", "",
+             f"{r['machine']}; {r['pinning']}; upstream {r['upstream_latency_ms']:g} ms per answer; "
+             f"{r['duration_s']:g} s measured per rate after {r['warmup_s']:g} s warm-up; "
+             f"load average {r['loadavg_start']} → {r['loadavg_end']}.", "",
+             f"Capacity (highest sustained rate: p99 ≤ {P99_BOUND_MS:g} ms, errors ≤ {MAX_ERROR_SHARE:.1%}): "
+             f"**{r['capacity_rps']}/s**.", "",
+             "| offered | admitted (req/s) | admitted p50 / p99 | shed (503) | shed p50 / p99 | other errors | "
+             f"admitted p99 ≤ {OVERLOAD_P99_MS:g} ms |",
+             "|---|---|---|---|---|---|---|"]
+    for row in r["overload"]:
+        lines.append(f"| {row['multiple']}× = {row['offered_rps']}/s | {row['admitted']} ({row['admitted_rps']}) | "
+                     f"{row['admitted_p50_ms']} / {row['admitted_p99_ms']} ms | {row['shed']} ({row['shed_share']:.1%}) | "
+                     f"{row['shed_p50_ms']} / {row['shed_p99_ms']} ms | {row['other_errors'] or '–'} | "
+                     f"{'yes' if row['ok'] else '**no**'} |")
+    return "\n".join(lines) + "\n"
+
+
 def source_state() -> dict[str, Any]:
     """The commit measured, and which gateway/telemetry files differed from it (others edit them live)."""
     def git(*a: str) -> str:
@@ -831,11 +914,25 @@ def main() -> None:
     ap.add_argument("--results-name", default="gateway", help="write bench/results/<name>.md/.json")
     ap.add_argument("--profile", type=float, metavar="SECONDS", help="profile the gateway instead of benchmarking")
     ap.add_argument("--profile-rate", type=float, default=1000)
+    ap.add_argument("--overload", action="store_true", help="capacity, then --multiples of it (load shedding)")
+    ap.add_argument("--capacity", type=int, default=0, help="overload: skip the ladder and take this as capacity")
+    ap.add_argument("--multiples", type=int, nargs="+", default=[2, 4])
     args = ap.parse_args()
     if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
         sys.exit("needs 2 CPUs and taskset (util-linux) to pin the gateway apart from the load")
     if args.profile:
         profile(args.profile, args.profile_rate)
+        return
+    if args.overload:
+        if args.quick:
+            args.duration, args.warmup = 3.0, 1.0
+        result = overload(args)
+        md = overload_markdown(result)
+        print(md)
+        if not args.quick:
+            RESULTS.mkdir(exist_ok=True)
+            (RESULTS / "gateway.overload.json").write_text(json.dumps(result, indent=2) + "\n")
+            (RESULTS / "gateway.overload.md").write_text(md)
         return
     if args.quick:
         args.rounds, args.duration, args.warmup, args.max_rate = 1, 3.0, 1.0, 1000

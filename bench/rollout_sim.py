@@ -171,13 +171,21 @@ def summarise(cases: list[dict], aa: dict, a_cell: float, elapsed: float, args) 
                     named[co] = named.get(co, 0) + 1
         reqs = sorted(r["requests"] for r in caught)
         secs = sorted(r["seconds"] for r in caught)
+        # quantiles over every run, a miss counting as never: the size by which q of the runs had caught it
+        misses = [float("inf")] * (len(ctl) - len(caught))
+        all_reqs, all_secs = sorted(reqs + misses), sorted(secs + misses)
+
+        def by_share(xs: list[float], q: float) -> float | None:
+            x = xs[int(np.ceil(q * len(xs))) - 1] if xs else float("inf")
+            return None if x == float("inf") else x
         fixed = [x for x in c["fixed_detected"] if x is not None]
         kay = [x for x in c["kayenta_look"] if x is not None]
         rows.append({
             "case": c["case"], "metric": c["metric"], "cohort": c["cohort"], "runs": c["runs"],
             "detected": len(caught), "decisions": decisions, "cohorts_named": named,
-            "median_requests": pct(reqs, 50), "p80_requests": pct(reqs, 80) if len(caught) >= 0.8 * c["runs"] else None,
-            "median_seconds": pct(secs, 50), "fixed_horizon_requests": c["fixed_horizon_requests"],
+            "median_requests": by_share(all_reqs, 0.5), "p80_requests": by_share(all_reqs, 0.8),
+            "steps_at_detection": sorted({r["step"] for r in caught}),
+            "median_seconds": by_share(all_secs, 0.5), "fixed_horizon_requests": c["fixed_horizon_requests"],
             "fixed_horizon_power": (sum(fixed) / len(fixed)) if fixed else None,
             "kayenta_detected": len(kay), "kayenta_median_seconds": pct([k * rs.LOOK_S for k in kay], 50),
             "kayenta_median_requests": pct([k * rs.LOOK_S * rs.RATE_PER_S for k in kay], 50),

@@ -240,3 +240,27 @@ def test_rollout_entries_and_forced_gate(duckdb_store, tmp_path, upstream):
     assert (g["verdict"], g["approved"], g["forced"], g["forced_reason"]) == ("fail", False, True,
                                                                               "hotfix for outage 42")
     assert any("no gate passed" in n for n in report["notes"])
+
+
+def test_controller_events_reach_the_audit_log_and_the_trace_audit(duckdb_store, tmp_path, upstream):
+    """The rollout controller's event log is mirrored into the audit log; a forced canary weight
+    marks the release's gate as forced in the trace audit, and the event is listed once."""
+    from sluice.audit.log import list_audit
+    from sluice.rollout import store as rollout_store
+
+    store = duckdb_store
+    ref, digest = write_release(store, tmp_path, "1", upstream)
+    rollout_store.append_event(store, "deployment:support", "key:ops", "forced_weight",
+                               f"{ref} given 500 bp without a passing gate: outage 42",
+                               {"candidate": digest, "stable": "sha256:" + "0" * 64, "weight_bp": 500})
+    [entry] = list_audit(store, action_prefix="rollout.")
+    assert (entry.action, entry.actor, entry.deployment) == ("rollout.forced_weight", "key:ops", "support")
+    with serving(store, {"deployments": {"support": {"stable": ref}}}) as (base, _):
+        tid = httpx.post(base + "/v1/chat/completions", json={"model": "support", "messages": [
+            {"role": "user", "content": "hello"}]}).headers["x-sluice-trace-id"]
+    report = audit_trace(store, tid)
+    assert report["gate"] is None  # never gated: the notes say so, and name the override
+    assert any("no gate record" in n for n in report["notes"])
+    assert any("without a passing gate (forced)" in n and "outage 42" in n for n in report["notes"])
+    # the override is listed once (from the controller's table, not again from its audit mirror)
+    assert [(e["action"], e["source"]) for e in report["rollout"]] == [("rollout.forced_weight", "rollout")]

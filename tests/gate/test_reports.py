@@ -50,7 +50,7 @@ def test_junit_is_parseable_with_one_case_per_check(result):
     failures = [c for c in cases if c.find("failure") is not None]
     assert len(failures) == int(suite.get("failures")) > 0
     msg = failures[0].find("failure").get("message")
-    assert "groundedness" in msg and "below allowed" in msg
+    assert "groundedness" in msg and "a significant drop" in msg
     props = {p.get("name"): p.get("value") for p in suite.find("properties")}
     assert props["verdict"] == "fail"
 

@@ -206,3 +206,17 @@ def test_circuit_breaker_skips_a_failing_upstream(duckdb_store, tmp_path):
             assert gw.breakers.opened == 1
         assert models_called(up).count("m-primary") == 2
     assert len(spans(duckdb_store)) == 5
+
+
+def test_a_plain_400_is_the_callers_error_and_never_falls_back(duckdb_store, tmp_path):
+    """Another model would get the same bad request: a 4xx other than context length, 408, 409
+    and 429 goes back to the client as it is, without retry or fallback."""
+    with scripted_upstream(modes={"m-primary": "400"}) as up:
+        ref = make_release(duckdb_store, tmp_path, "bot", "1", up, fallbacks=BACKUP)
+        with serving(duckdb_store, {"deployments": {"d": {"stable": ref}}, "retries": 2}) as (url, _):
+            with pytest.raises(openai.BadRequestError) as e:
+                client(url).chat.completions.create(model="d", messages=MSG)
+        assert models_called(up) == ["m-primary"]
+    assert e.value.status_code == 400
+    [span] = spans(duckdb_store)
+    assert span["status"] == "ERROR" and not span["fallback_used"]

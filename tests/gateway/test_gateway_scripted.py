@@ -3,6 +3,7 @@ deployed with the ``gateway:`` snippet of docs/gateway.md, answer offline per da
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import yaml
 
 from gateway_fixtures import serving, spans
 from sluice.demo.corpus import build_rows, responses
-from sluice.demo.project import write_project
+from sluice.demo.project import DEFAULT_ANSWER, write_project
 from sluice.release.loader import load_release
 from sluice.release.registry import register
 
@@ -26,9 +27,13 @@ def init_snippet() -> dict:
     return yaml.safe_load(m.group(1))["gateway"]
 
 
-def init_project(store, root: Path) -> dict:
+def init_project(store, root: Path, *, echo_pattern: str | None = None) -> dict:
+    """The init project, registered; ``echo_pattern``: questions matching it are echoed back."""
     paths = write_project(root)
     for version in ("1.0.0", "1.2.0"):
+        if echo_pattern is not None:
+            with open(paths[version] / "script.jsonl", "a") as f:
+                f.write(json.dumps({"pattern": echo_pattern, "content": "{last_user}"}) + "\n")
         register(store, load_release(paths[version]))
     return paths
 
@@ -78,12 +83,12 @@ def test_scripted_answer_without_a_row_is_the_scripts_default(duckdb_store, tmp_
     settings["deployments"]["support"].pop("canary", None)
     with serving(duckdb_store, settings) as (url, _):
         out = client(url).chat.completions.create(model="support", messages=[{"role": "user", "content": "hello"}])
-    # the demo's scripts have no default entry: the scripted model echoes the rendered prompt
-    assert out.choices[0].message.content.startswith("Customer question: hello")
+    # a question that is no dataset row gets the demo script's default answer (the README tour's request)
+    assert out.choices[0].message.content == DEFAULT_ANSWER
 
 
 def test_the_release_guardrail_blocks_a_scripted_answer(duckdb_store, tmp_path):
-    init_project(duckdb_store, tmp_path / "proj")
+    init_project(duckdb_store, tmp_path / "proj", echo_pattern="@")
     settings = init_snippet()
     with serving(duckdb_store, settings) as (url, _):
         out = client(url).chat.completions.create(

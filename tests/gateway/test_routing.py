@@ -90,3 +90,19 @@ def test_bad_settings_are_refused():
             "release": "b", "only_cohorts": ["x"], "never_cohorts": ["x"]}}}})
     with pytest.raises(ValueError):
         GatewaySettings.model_validate({"deployments": {"d": {"stable": "a", "canary": {"release": "b", "weight_bp": 10_001}}}})
+
+
+def test_canary_arm_is_exactly_bucket_below_weight_under_the_deployments_salt():
+    """A user whose bucket equals the weight stays on stable (``<``, not ``<=``), and the bucket
+    is taken under the deployment's salt, not its name."""
+    salted = DEP.model_copy(update={"salt": "rollout-7"})
+    for u in users(300):
+        b = bucket("rollout-7", u.user_key)
+        at = salted.model_copy(update={"canary": salted.canary.model_copy(update={"weight_bp": b})})
+        above = salted.model_copy(update={"canary": salted.canary.model_copy(update={"weight_bp": b + 1})})
+        if 0 < b < 9_999:
+            assert choose_arm("d", at, u) == STABLE, (u, b)
+            assert choose_arm("d", above, u) == CANARY, (u, b)
+    arms = [choose_arm("d", salted, u) for u in users(2000)]
+    assert arms == [CANARY if bucket("rollout-7", u.user_key) < 2500 else STABLE for u in users(2000)]
+    assert arms != [choose_arm("d", DEP, u) for u in users(2000)]  # the name "d" would reshuffle them

@@ -267,3 +267,51 @@ def test_stored_monitors_are_evaluated_and_audited(duckdb_store, monkeypatch):
     assert [m.name for m in stored_monitors(store)] == ["after-promote"]
     shadowed = settings("http://127.0.0.1:9", name="after-promote", cohort=None, notify=[], threshold=2.0)
     assert [m.threshold for m in MonitorService(store, shadowed).monitors()] == [2.0]
+
+
+def test_a_named_cohort_is_watched_alone(duckdb_store):
+    write_requests(duckdb_store, NOW - 60, 20, cohort="enterprise", errors=10)
+    write_requests(duckdb_store, NOW - 60, 200, cohort="free")  # would dilute the rate to 5 %
+    cfg = MonitoringSettings.model_validate({"monitors": [{
+        "name": "ent", "deployment": "support", "cohort": "enterprise", "metric": "error_rate",
+        "threshold": 0.2, "min_requests": 10}]})
+    svc = MonitorService(duckdb_store, cfg)
+    [event] = svc.tick(NOW)
+    assert (event["cohort"], event["value"], event["requests"]) == ("enterprise", 0.5, 20)
+    assert svc.tick(NOW + 1) == []
+    assert [(a.cohort, a.status) for a in list_alerts(duckdb_store, now=NOW)] == [("enterprise", "open")]
+
+
+def test_a_promotion_leaves_monitors_behind(duckdb_store, monkeypatch):
+    """The rollout plan's analysis rules become per-cohort baseline monitors of the promoted
+    release when its rollout finishes ``promoted``; they notify every webhook."""
+    from sluice.monitor.stored import monitors_from_plan, stored_monitors
+    from sluice.rollout import actions
+    from sluice.rollout import store as rollout_store
+
+    plan = {"analysis": {"metrics": [{"metric": "error_rate", "margin": 0.25, "min_samples": 40},
+                                     {"metric": "latency_p99", "margin": 0.5},
+                                     {"metric": "eval_fail_rate:groundedness", "margin": 0.05, "relative": False},
+                                     {"metric": "ttft_p95", "margin": 0.5}]}, "steps": []}
+    made = {m.metric: m for m in monitors_from_plan("support", plan)}
+    assert sorted(made) == ["error_rate", "eval_fail_rate", "latency_p99_ms"]  # no monitor metric for ttft
+    assert (made["error_rate"].baseline.factor, made["error_rate"].min_requests) == (1.25, 40)
+    assert (made["eval_fail_rate"].baseline.factor, made["eval_fail_rate"].baseline.min_delta) == (1.0, 0.05)
+    assert made["error_rate"].cohort == "*" and made["error_rate"].notify == ["*"]
+
+    ro = rollout_store.Rollout(id="ro-1", deployment="support", status="running", candidate_ref="bot@2",
+                               candidate_digest="sha256:c", stable_ref="bot@1", stable_digest="sha256:s", plan=plan,
+                               created_at=NOW, updated_at=NOW)
+    rollout_store.insert(duckdb_store, ro)
+    actions.finish(duckdb_store, ro, "promoted", "controller", "promote", "bot@2 promoted")
+    assert sorted(m.name for m in stored_monitors(duckdb_store)) == [
+        "support:error_rate", "support:eval_fail_rate", "support:latency_p99_ms"]
+
+    monkeypatch.setenv(SECRET_ENV, "k")
+    write_requests(duckdb_store, NOW - 7200, 50, release="sha256:c")  # the release's own earlier traffic: no errors
+    write_requests(duckdb_store, NOW - 60, 50, release="sha256:c", errors=25)
+    with receiver() as rx:
+        cfg = settings(rx.url, name="unrelated", deployment="other")
+        events = MonitorService(duckdb_store, cfg).tick(NOW)
+        fired = [e for e in events if e["monitor"] == "support:error_rate"]
+        assert [(e["event"], e["cohort"], e["delivered_to"]) for e in fired] == [("firing", "default", ["ops", "chat"])]

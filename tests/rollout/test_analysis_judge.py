@@ -59,11 +59,12 @@ def test_healthy_canary_passes_and_a_broken_one_fails():
     assert {f.outcome for f in good.values()} == {"pass"}, [f.rule for f in good.values()]
     f = good[("error_rate", OVERALL)]
     assert f.canary_estimate == pytest.approx(0.02, abs=0.005) and f.bound < 1.5
-    assert "non-inferior" in f.rule and f.evidence >= 20
+    assert "non-inferior" in f.rule and f.evidence >= 20 and f.non_inferiority > 1
 
     bad = _by(analysis.judge(RULES, _run(_looks(rng, 200, 400, 0.5, 0.02, 0.04, cost_canary=1.3))))
     err, cost = bad[("error_rate", OVERALL)], bad[("cost_per_request", OVERALL)]
     assert err.outcome == "fail" and err.critical and err.bound > 1.0 and "harm" in err.rule
+    assert err.non_inferiority < 1  # doubled errors: the data lean towards "worse than 1.5×"
     assert err.evidence >= 1 / (0.8 * 0.05 / 3)
     assert cost.outcome == "fail" and not cost.critical and cost.bound > 0  # canary − stable lower bound
     assert bad[("eval_fail_rate:groundedness", OVERALL)].outcome in ("pass", "inconclusive")

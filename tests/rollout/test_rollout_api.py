@@ -19,7 +19,7 @@ from sluice.testing.upstream import scripted_upstream
 PLAN = {"deployment": "d", "candidate": "bot@2", "min_requests": 20,
         "analysis": {"metrics": [{"metric": "fallback_rate", "margin": 0.05, "relative": False, "critical": True,
                                   "min_samples": 20}]},
-        "steps": [{"weight": {"bp": 5000}}, {"weight": {"bp": 10000}}]}
+        "steps": [{"weight": {"bp": 5000}}, {"weight": {"bp": 8000}}]}
 
 
 def _wait_for_spans(store, n: int) -> None:

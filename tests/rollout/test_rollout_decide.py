@@ -98,9 +98,13 @@ def test_a_cohort_beyond_its_margin_blocks_promotion_but_not_advance():
     fs = [F("pass"), F("pass", metric="cost_per_request"), worse]
     d = decide(P(last_step=True), fs)
     assert d.action == "continue" and "enterprise" in d.reason
-    assert decide(P(last_step=True), fs, cohort_guard=False).action == "promote"
+    assert decide(P(last_step=True), fs, cohort_guard=0).action == "promote"
     assert decide(P(), fs).action == "advance"
-    within = Finding(**{**worse.__dict__, "canary_estimate": 0.025})
+    within = Finding(**{**worse.__dict__, "canary_estimate": 0.025, "non_inferiority": 3.0})
     assert decide(P(last_step=True), [F("pass"), within]).action == "promote"
+    leaning_worse = Finding(**{**within.__dict__, "non_inferiority": 0.4})
+    d = decide(P(last_step=True), [F("pass"), leaning_worse])
+    assert d.action == "continue" and "enterprise" in d.reason
+    assert decide(P(last_step=True), [F("pass"), leaning_worse], cohort_guard=0.3).action == "promote"
     absolute = Finding(**{**worse.__dict__, "relative": False, "margin": 0.01})
     assert decide(P(last_step=True), [F("pass"), absolute]).action == "continue"

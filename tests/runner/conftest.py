@@ -1,7 +1,10 @@
-"""An in-memory Store for runner tests; the real backends are covered by tests/store."""
+"""Stores for the runner tests: an in-memory one that counts round trips, and ``run_store``, the
+same tests on the in-memory store and on a real DuckDB file, through a proxy that records the
+runs created and whether any store call ran on the event loop's thread (it must not)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any, Iterable
 
@@ -60,3 +63,44 @@ class MemoryStore:
 @pytest.fixture
 def mem_store() -> MemoryStore:
     return MemoryStore()
+
+
+class Watched:
+    """A store proxy: ``run_ids`` in creation order, and ``on_loop``, the store calls made on a
+    thread that was running an event loop (a blocking call there stalls every row in flight)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.run_ids: list[str] = []
+        self.on_loop: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not callable(attr) or name.startswith("_"):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                asyncio.get_running_loop()
+                self.on_loop.append(name)
+            except RuntimeError:
+                pass
+            if name == "create_run":
+                self.run_ids.append(args[0].id)
+            return attr(*args, **kwargs)
+
+        return call
+
+
+@pytest.fixture(params=["memory", "duckdb"])
+def run_store(request, tmp_path):
+    if request.param == "memory":
+        yield Watched(MemoryStore())
+        return
+    from sluice.store import open_store
+
+    store = open_store(f"duckdb:///{tmp_path}/runner.duckdb")
+    try:
+        yield Watched(store)
+    finally:
+        store.close()

@@ -17,7 +17,7 @@ from sluice.server.app import create_app
 from sluice.server.runner import running
 from sluice.telemetry import schema  # noqa: F401 - registers the tables
 from sluice.telemetry.config import Price, TelemetrySettings
-from sluice.telemetry.traces import trace_spans
+from sluice.telemetry.traces import get_trace, trace_spans
 from sluice.testing.upstream import scripted_upstream
 
 SETTINGS = TelemetrySettings(prices={"gpt-test": Price(input=1.0, output=2.0)})
@@ -93,3 +93,25 @@ def test_a_root_span_attributes_children_exported_before_it(traceai):
         assert (s["deployment"], s["release"], s["cohort"]) == ("support-agent", "1.0.0", "beta"), s["name"]
     rows = store.db.query("SELECT cohort, SUM(input_tokens), COUNT(*) FROM spans GROUP BY cohort")
     assert [tuple(r) for r in rows] == [("beta", 3, 2)]
+
+
+def test_genai_evaluation_events_and_attributes_become_evaluations(traceai):
+    """OTel GenAI evaluation results, as the OTel SDK exports them (via the traceAI provider)."""
+    store, tp, client = traceai
+    tracer = tp.get_tracer("app")
+    with tracer.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}) as span:
+        span.add_event("gen_ai.evaluation.result", {"gen_ai.evaluation.name": "relevance",
+                                                     "gen_ai.evaluation.score.value": 0.25,
+                                                     "gen_ai.evaluation.score.label": "fail"})
+        trace_id = format(span.get_span_context().trace_id, "032x")
+        span_id = format(span.get_span_context().span_id, "016x")
+    with tracer.start_as_current_span("judge", attributes={
+            "gen_ai.evaluation.name": "tone", "gen_ai.evaluation.score.value": 0.9,
+            "gen_ai.evaluation.score.label": "pass", "gen_ai.evaluation.target_span_id": span_id}):
+        pass
+    tp.force_flush()
+    evals = get_trace(store, trace_id)["evaluations"]
+    assert [(e["span_id"], e["evaluator"], e["passed"], e["score"], e["label"]) for e in evals] == [
+        (span_id, "relevance", False, 0.25, "fail")]
+    rows = store.db.query("SELECT span_id, evaluator, passed, score FROM span_evals WHERE evaluator = 'tone'")
+    assert [tuple(r) for r in rows] == [(span_id, "tone", True, 0.9)]

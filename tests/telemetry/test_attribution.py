@@ -54,13 +54,16 @@ def test_plan_children_first_then_root_fixes_them_up():
     assert pending.pending_since == 5 and pending.values() == ["", "", ""]
     p = plan([TRACE], ["a"], [""], [1], ["dep"], [""], ["x"], {TRACE: pending})
     assert [(f.trace_id, f.deployment, f.cohort, f.keep, f.since) for f in p.fixups] == [(TRACE, "dep", "x", 2, 5)]
-    assert p.upserts[TRACE].pending_since == 1  # the release is still missing, the root lacks it too
+    assert p.upserts[TRACE].pending_since == 5  # the release is still missing (the root waits for nothing)
+    assert (p.release, p.unattributed) == ([""], [0])
 
 
-def test_plan_leaves_an_unattributed_trace_alone():
+def test_plan_a_root_waits_for_nothing_a_child_does():
     p = plan(["t"], ["a"], [""], [1], [""], [""], [""], {})
-    assert (p.deployment, p.cohort, p.unattributed) == ([""], ["default"], [7])
-    assert p.upserts["t"] == Known(pending_since=1)
+    assert (p.deployment, p.cohort, p.unattributed, p.upserts) == ([""], ["default"], [0], {})
+    p = plan(["t"], ["b"], ["a"], [2], [""], [""], [""], {})
+    assert (p.cohort, p.unattributed) == (["default"], [7])
+    assert p.upserts["t"] == Known(pending_since=2)
 
 
 def test_children_in_the_same_write_inherit(store):
@@ -76,6 +79,14 @@ def test_children_arriving_first_are_fixed_up(store):
     # the cohort carries the tokens and cost; no phantom default group
     rows = store.db.query("SELECT cohort, SUM(input_tokens), SUM(cost) FROM spans GROUP BY cohort")
     assert [tuple(r) for r in rows] == [("enterprise", 200, 1.0)]
+
+
+def test_pending_children_are_fixed_up_after_a_restart(store):
+    write(store, [span("b", "a", LLM)])  # one writer (process) stores the child and stops
+    assert store.db.query("SELECT trace_id, pending_since FROM trace_attribution") == [(TRACE, T0)]
+    write(store, [span("a", "", ROOT)])  # the next one gets the root
+    assert stored(store) == {k: ("support", "agent@1.0.0", "enterprise", 0) for k in "ab"}
+    assert store.db.query("SELECT count(*) FROM trace_attribution") == [(0,)]  # nothing waits any more
 
 
 def test_children_arriving_after_the_root_inherit(store):

@@ -8,7 +8,7 @@ import pytest
 from sluice.errors import ConfigError, DataError
 from sluice.evals.result import EvalResult
 from sluice.telemetry import schema  # noqa: F401 - registers the tables
-from sluice.telemetry.feedback import Feedback, record_feedback, record_online_eval
+from sluice.telemetry.feedback import Feedback, feedback_for, record_feedback, record_online_eval
 from sluice.telemetry.metrics import MetricsQuery, compute_metrics
 from sluice.telemetry.otlp import RawSpan
 from sluice.telemetry.sampling import from_traces
@@ -148,3 +148,11 @@ def test_writer_caps_duckdb_memory_but_keeps_a_lower_limit(duckdb_store):
     writer = SpanWriter(duckdb_store).start()
     writer.close()
     assert limit() == "95.3 MiB"
+
+
+def test_feedback_with_an_upper_case_trace_id_joins_its_trace(loaded):
+    """Clients print trace ids in either case; spans are stored lower-case, so feedback must be too."""
+    record_feedback(loaded, Feedback(trace_id=tid(10).upper(), kind="thumbs_down"))
+    assert [f["kind"] for f in feedback_for(loaded, tid(10))] == ["thumbs_down"]
+    rec, _, _ = from_traces(loaded, "unhappy", by="feedback")
+    assert by(loaded.get_dataset_rows(rec.version), id=tid(10))["metadata"]["feedback"] == ["thumbs_down"]

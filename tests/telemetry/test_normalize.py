@@ -157,3 +157,12 @@ def test_genai_evaluation_attributes_and_events():
     r = norm({"gen_ai.operation.name": "chat"}, events=[event, other, ("log", 1, {})])
     assert [e[1:6] for e in r["_evals"]] == [("b" * 16, "faithfulness", False, 0.1, "fail"),
                                              ("c" * 16, "tone", None, None, None)]
+
+
+def test_openinference_token_counts_win_over_gen_ai_usage_on_the_same_span():
+    """A span instrumented twice carries both spellings; OpenInference's ``llm.token_count.*``
+    comes first (normalize.INPUT_KEYS)."""
+    r = norm({"llm.token_count.prompt": 10, "gen_ai.usage.input_tokens": 99,
+              "llm.token_count.completion": 4, "gen_ai.usage.output_tokens": 88,
+              "llm.token_count.total": 14, "gen_ai.usage.total_tokens": 187})
+    assert (r["input_tokens"], r["output_tokens"], r["total_tokens"]) == (10, 4, 14)

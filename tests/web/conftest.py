@@ -12,7 +12,7 @@ import shutil
 from contextlib import ExitStack
 
 import pytest
-from web_seed import Seeded, build_demo_store, gateway_app, make_release, seed_traffic
+from web_seed import Seeded, build_demo_store, gateway_app, make_release, seed_traffic, start_rollout
 
 from sluice.server.runner import running
 from sluice.store import open_store
@@ -23,7 +23,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
     root = tmp_path_factory.mktemp("dashboard")
     path = build_demo_store(root)
@@ -39,13 +39,15 @@ def seeded(tmp_path_factory):
         s = Seeded(url=url, store=store, fail_gate=gates["fail"], pass_gate=gates["pass"],
                    releases={"chat@1.0": stable, "chat@2.0": canary})
         seed_traffic(s)
+        s.rollout = start_rollout(app)
         yield s
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(seeded):
-    """Started after the seeding: Playwright's sync API keeps an event loop on this thread, and the
-    demo's gate runs call ``asyncio.run``."""
+    """Started after the seeding, and stopped with the module: Playwright's sync API keeps an event
+    loop running on this thread while it is open, and ``asyncio.run`` (the demo's gate runs, other
+    test modules) refuses to start inside one."""
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
         reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
         if os.environ.get("CI", "").lower() == "true":

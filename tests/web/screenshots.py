@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from web_seed import Seeded, build_demo_store, gateway_app, make_release, seed_traffic  # noqa: E402
+from web_seed import Seeded, build_demo_store, gateway_app, make_release, seed_traffic, start_rollout  # noqa: E402
 
 from sluice.evals.result import EvalResult  # noqa: E402
 from sluice.server.runner import running  # noqa: E402
@@ -69,29 +69,32 @@ def main(out: Path) -> None:
         upstream = stack.enter_context(scripted_upstream(latency_ms=120))
         stable = make_release(store, root, "chat", "1.0", upstream)
         canary = make_release(store, root, "chat", "2.0", upstream)
-        url = stack.enter_context(running(gateway_app(store, "chat@1.0", "chat@2.0")))
+        app = gateway_app(store, "chat@1.0", "chat@2.0")
+        url = stack.enter_context(running(app))
         gates = {g.verdict: g.id for g in store.list_gates()}
         seeded = Seeded(url=url, store=store, fail_gate=gates["fail"], pass_gate=gates["pass"])
         seed_traffic(seeded)
         history(store, stable, canary)
+        rollout = start_rollout(app)
         trace = sorted(seeded.failed_evals)[0]
         shots = {"deployments": "/ui/deployments", "deployment": "/ui/deployments/support?window=6h",
                  "gate": f"/ui/gates/{seeded.fail_gate}", "release-diff": f"/ui/releases/diff?a={stable}&b={canary}",
                  "datasets": "/ui/datasets/support", "traces": "/ui/traces?deployment=support",
-                 "trace": f"/ui/traces/{trace}"}
+                 "trace": f"/ui/traces/{trace}", "rollout": f"/ui/rollouts/{rollout}?window=6h",
+                 "audit": f"/ui/audit/{trace}"}
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             for scheme in ("light", "dark"):
                 page = browser.new_page(viewport={"width": 1360, "height": 900}, color_scheme=scheme)
                 for name, path in shots.items():
-                    if scheme == "dark" and name not in ("deployment", "gate"):
+                    if scheme == "dark" and name not in ("deployment", "gate", "rollout"):
                         continue
                     page.goto(url + path, wait_until="load")
                     charts = page.locator("[data-chart]").count()
                     if charts:
                         page.wait_for_function(f"document.querySelectorAll('[data-ready]').length >= {charts}")
                     suffix = "" if scheme == "light" else "-dark"
-                    page.screenshot(path=str(out / f"dashboard-{name}{suffix}.png"), full_page=name != "gate",
+                    page.screenshot(path=str(out / f"dashboard-{name}{suffix}.png"), full_page=name in ("deployment", "deployments", "rollout"),
                                     clip=None)
                     print(out / f"dashboard-{name}{suffix}.png")
                 page.close()

@@ -99,3 +99,15 @@ def test_pages_send_a_strict_content_security_policy(server):
         got = httpx.get(f"{url}/ui/static/{asset}", timeout=30)
         assert got.status_code == 200 and len(got.content) > 100, asset
     assert httpx.get(url + "/ui/static/../../pyproject.toml", timeout=30).status_code == 404
+
+
+def test_actions_need_an_admin_key(server):
+    url, store = server
+    _, read_key = create_key(store, "viewer", "read")
+    r = httpx.post(url + "/ui/rollouts/ro-x/pause", headers={"Authorization": f"Bearer {read_key}"},
+                   data={"reason": "x"}, timeout=30)
+    assert r.status_code == 403 and "needs admin" in html.unescape(r.text)
+    _, admin_key = create_key(store, "ops", "admin")
+    r = httpx.post(url + "/ui/rollouts/ro-x/pause", headers={"Authorization": f"Bearer {admin_key}"},
+                   data={"reason": "x"}, timeout=30)
+    assert r.status_code == 404 and "ro-x" in html.unescape(r.text)

@@ -7,7 +7,7 @@ import pytest
 from sluice.evals.result import EvalResult
 from sluice.telemetry.feedback import Feedback, record_feedback, record_online_eval
 from sluice.telemetry.schema import SPAN_COLUMNS
-from sluice.web.health import arm_series, arm_table, window
+from sluice.web.health import arm_series, arm_table, deployment_health, window
 from sluice.web.trace_dims import TraceDims
 
 NOW = 1_800_000_000_000_000_000
@@ -99,3 +99,22 @@ def test_trace_dims_are_incremental_and_pick_up_late_traces(store):
     assert dims.refresh() == 0  # and not added twice
     got = arm_table(store, window("1h", NOW), ("route",), deployment="d")
     assert got[("canary",)]["negative_feedback"] == 1 and got[("canary",)]["negative_feedback_rate"] == 1.0
+
+
+@pytest.mark.parametrize("cohort", [None, "pro"])
+def test_one_pass_page_figures_equal_the_separate_queries(filled, cohort):
+    win = window("6h", NOW)
+    by_route, by_cohort, series = deployment_health(filled, win, "d", cohort)
+    assert by_route == arm_table(filled, win, ("route",), deployment="d", cohort=cohort)
+    assert by_cohort == arm_table(filled, win, ("route", "cohort"), deployment="d")
+    assert series == arm_series(filled, win, "d", cohort)
+    assert sum(g["requests"] for g in by_route.values()) == (100 if cohort is None else 50)
+
+
+def test_trace_dims_forget_traces_older_than_the_longest_window(store):
+    import time
+
+    old = time.time_ns() - 9 * 86_400 * 1_000_000_000
+    store.db.execute("INSERT INTO ui_trace_dims VALUES (?, ?, 'd', 'r', 'stable', 'free')", [_tid(1), old])
+    TraceDims(store).refresh()
+    assert store.db.query_one("SELECT count(*) FROM ui_trace_dims")[0] == 0

@@ -64,7 +64,7 @@ def test_deployment_page_counts_feedback_and_evaluator_fails(tab, seeded):
     for route in seeded.routes:
         downs = sum(1 for t in seeded.thumbs_down if seeded.traces[t][0] == route)
         cells = _row_cells(tab, "#by-arm", route=route)
-        assert f"({downs} 👎 / 0 👍)" in cells[7], cells
+        assert f"({downs} down / 0 up)" in cells[7], cells
         judged = sum(1 for t in seeded.evaluated if seeded.traces[t][0] == route)
         failed = sum(1 for t in seeded.failed_evals if seeded.traces[t][0] == route)
         assert cells[6] == f"{failed / judged * 100:.1f}% of {judged}", cells
@@ -155,3 +155,56 @@ def test_unknown_gate_and_deployment_are_404_pages(tab):
     assert "no gate" in tab.page.locator("#message").inner_text()
     assert tab.open("/ui/deployments/nope").status == 404
     assert "no deployment 'nope'" in tab.page.locator("#message").inner_text()
+
+
+def test_audit_pages(tab, seeded):
+    assert tab.open("/ui/audit").status == 200
+    assert "Audit" in tab.page.locator("header nav").inner_text()
+    trace = next(t for t, (route, _) in seeded.traces.items() if route == "canary")
+    assert tab.open(f"/ui/audit/{trace}").status == 200
+    answer = tab.page.locator("#audit-answer").inner_text()
+    assert "canary" in answer and seeded.releases["chat@2.0"] in answer
+    assert tab.errors == []
+    assert tab.open("/ui/audit/" + "e" * 32).status == 404
+    assert "nothing to audit" in tab.page.locator("#message").inner_text()
+
+
+def test_trace_link_time_hint_is_only_a_hint(tab, seeded):
+    trace = sorted(seeded.traces)[0]
+    assert tab.open(f"/ui/traces/{trace}?t=1").status == 200  # a wrong hint: found by the full lookup
+    assert tab.page.locator("#span-tree .span").count() >= 1
+
+
+def test_rollout_page_shows_timeline_comparison_and_log(tab, seeded):
+    assert tab.open("/ui/rollouts").status == 200
+    assert seeded.rollout in tab.page.locator("#rollouts").inner_text()
+    assert tab.open(f"/ui/rollouts/{seeded.rollout}").status == 200
+    assert tab.page.locator("#timeline tr").count() == 3  # header + two steps
+    assert "current" in tab.page.locator("#timeline").inner_text()
+    assert "forced_start" in tab.page.locator("#decisions").inner_text()
+    charts = tab.page.locator("[data-chart]")
+    assert charts.count() == 4  # error rate and p99 for each of the two cohorts
+    for i in range(charts.count()):
+        charts.nth(i).locator("canvas").wait_for()
+    spec = json.loads(tab.page.locator("#chart-err-1-data").text_content())
+    labels = [s["label"] for s in spec["series"]]
+    assert labels == ["stable", "stable 95% low", "stable 95% high", "canary", "canary 95% low", "canary 95% high"]
+    assert tab.errors == []
+
+
+def test_clicking_pause_pauses_the_rollout(tab, seeded):
+    tab.open(f"/ui/rollouts/{seeded.rollout}")
+    assert tab.page.locator("#rollout-status").inner_text() == "running"
+    dialogs: list[str] = []
+    tab.page.once("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    tab.page.locator("#action-pause").click()  # dismissed: nothing happens
+    assert dialogs and "Pause rollout" in dialogs[0]
+    assert seeded.store.db.query_one("SELECT status FROM rollouts WHERE id = ?", [seeded.rollout])[0] == "running"
+    tab.page.once("dialog", lambda d: d.accept())
+    tab.page.locator('#rollout-actions input[name="reason"]').first.fill("looks odd")
+    with tab.page.expect_navigation():
+        tab.page.locator("#action-pause").click()
+    assert tab.page.locator("#rollout-status").inner_text() == "paused"
+    assert seeded.store.db.query_one("SELECT status FROM rollouts WHERE id = ?", [seeded.rollout])[0] == "paused"
+    assert "looks odd" in tab.page.locator("#decisions").inner_text()
+    assert tab.page.locator("#action-resume").count() == 1

@@ -51,6 +51,7 @@ class Seeded:
     failed_evals: list[str] = field(default_factory=list)
     evaluated: list[str] = field(default_factory=list)
     releases: dict[str, str] = field(default_factory=dict)  # ref -> digest
+    rollout: str | None = None
 
 
 def make_release(store: Any, root: Path, name: str, version: str, base_url: str) -> str:
@@ -121,7 +122,25 @@ def _wait_for_spans(store: Any, n: int, timeout_s: float = 60.0) -> None:
 
 
 def gateway_app(store: Any, stable: str, canary: str):
+    """The server as ``sluice serve`` assembles it; the rollout controller's loop is off (the
+    tests act on the rollout by hand, nothing moves it behind their back)."""
+    from sluice.audit.api import router as audit_api
+    from sluice.rollout.api import RolloutService, make_router
+    from sluice.rollout.settings import RolloutSettings
+
     settings = GatewaySettings.model_validate({"deployments": {"support": {
         "stable": stable, "canary": {"release": canary, "weight_bp": 5000}}}, "retries": 0})
     gateway = make_gateway(settings, store)
-    return create_app(store, routers=[gateway.router, catalog, dashboard_router()])
+    rollouts = RolloutService(store, RolloutSettings(enabled=False), reload=gateway.reload)
+    app = create_app(store, routers=[gateway.router, catalog, make_router(rollouts), audit_api,
+                                     dashboard_router(rollouts)])
+    app.state.test_rollouts = rollouts
+    return app
+
+
+def start_rollout(app: Any) -> str:
+    """A running rollout of chat@2.0 on ``support`` (forced: no gate ran for these releases)."""
+    ro = app.state.test_rollouts.start({"deployment": "support", "candidate": "chat@2.0", "min_requests": 10,
+                                        "steps": [{"weight": {"bp": 5000}}, {"weight": {"bp": 9000}}]},
+                                       actor="test", force=True, reason="dashboard test")
+    return ro.id

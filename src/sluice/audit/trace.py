@@ -107,7 +107,8 @@ def _release_record(store: Any, traced: str, at: float, notes: list[str]) -> Any
 
 def _gate(store: Any, digest: str, at: float, notes: list[str]) -> dict[str, Any] | None:
     """The passing gate record of this release as candidate, newest before the answer."""
-    gates = [g for g in store.list_gates(10_000) if g.candidate_digest == digest]
+    every = store.list_gates(10_000)
+    gates = [g for g in every if g.candidate_digest == digest]
     earlier = [g for g in gates if g.created_at <= at]
     chosen = next((g for g in earlier if g.verdict == "pass"), None)
     if chosen is None:
@@ -116,9 +117,12 @@ def _gate(store: Any, digest: str, at: float, notes: list[str]) -> dict[str, Any
             notes.append(f"no gate passed this release before the answer; the newest gate verdict was "
                          f"{chosen.verdict}")
         else:
-            as_baseline = [g.id for g in store.list_gates(10_000) if g.baseline_digest == digest]
+            as_baseline = [g.id for g in every if g.baseline_digest == digest]
             notes.append("no gate record has this release as candidate before the answer"
                          + (f" (it was the baseline of {', '.join(as_baseline[:3])})" if as_baseline else ""))
+            forced = _forced(store, digest)
+            if forced is not None:
+                notes.append(f"it was given traffic without a passing gate (forced): {forced}")
             return None
     entry = next(iter(list_audit(store, subject=chosen.id, action_prefix="gate.run", limit=1)), None)
     forced = _forced(store, digest)
@@ -145,11 +149,14 @@ def _forced(store: Any, digest: str) -> str | None:
                 return str(row[0])
     except Exception:  # noqa: BLE001 - another version's rollout table: fall back to the audit log
         pass
-    for e in list_audit(store, action_prefix="rollout.", limit=10_000):
+    for e in reversed(list_audit(store, action_prefix="rollout.", limit=10_000)):
         after = e.after if isinstance(e.after, dict) else {}
+        figures = after.get("figures") if isinstance(after.get("figures"), dict) else {}
         if after.get("forced") and digest in (after.get("candidate"), after.get("candidate_digest"),
                                               after.get("release")):
             return str(after.get("reason") or "forced (no reason recorded)")
+        if e.action.startswith("rollout.forced") and figures.get("candidate") == digest:  # the controller's mirror
+            return str(after.get("message") or "forced (no reason recorded)")
     return None
 
 
@@ -164,17 +171,19 @@ def _deployment_change(store: Any, deployment: str, at: float) -> dict[str, Any]
 
 def _rollout(store: Any, deployment: str, at: float, notes: list[str]) -> list[dict[str, Any]]:
     """Rollout decisions within a day of the answer: the controller's event log when its tables
-    exist, and rollout entries of the audit log."""
+    exist (it mirrors each event into the audit log), else the rollout entries of the audit log."""
     out = [{"source": "audit", "at": _iso(e.created_at), "actor": e.actor, "action": e.action,
             "subject": e.subject, "detail": e.after}
            for e in list_audit(store, deployment=deployment, since=at - AROUND_S, until=at + AROUND_S,
-                               action_prefix="rollout.", limit=200)]
+                               action_prefix="rollout.", limit=200)
+           if not (isinstance(e.after, dict) and "event_seq" in e.after)]  # mirrored: read from the table below
     try:
         if _has_table(store, "rollout_events") and _has_table(store, "rollouts"):
             rows = store.db.query(
                 "SELECT e.ts, e.actor, e.kind, e.rollout_id, e.message FROM rollout_events e "
-                "JOIN rollouts r ON r.id = e.rollout_id WHERE r.deployment = ? AND e.ts >= ? AND e.ts < ? "
-                "ORDER BY e.ts, e.seq LIMIT 200", [deployment, at - AROUND_S, at + AROUND_S])
+                "LEFT JOIN rollouts r ON r.id = e.rollout_id WHERE (r.deployment = ? OR e.rollout_id = ?) "
+                "AND e.ts >= ? AND e.ts < ? ORDER BY e.ts, e.seq LIMIT 200",
+                [deployment, f"deployment:{deployment}", at - AROUND_S, at + AROUND_S])
             out += [{"source": "rollout", "at": _iso(float(ts)), "actor": actor, "action": f"rollout.{kind}",
                      "subject": rid, "detail": message} for ts, actor, kind, rid, message in rows]
     except Exception as e:  # noqa: BLE001 - a rollout schema this version does not know: say so

@@ -104,6 +104,16 @@ class KeyRing:
         self.rejected = 0  # 401/403 answers counted by the callers (``/metrics``)
         self.refresh()
 
+    @property
+    def ttl_s(self) -> float:
+        """The older name of ``refresh_s``. ``0`` re-reads the table on every check — a store query
+        on the caller's thread, so only for tests that must see key changes at once."""
+        return self.refresh_s
+
+    @ttl_s.setter
+    def ttl_s(self, value: float) -> None:
+        self.refresh_s = value
+
     # the snapshot ---------------------------------------------------------------------------
     def refresh(self) -> None:
         """Re-read the key table (blocking: call it from a worker thread, never the event loop)."""
@@ -114,7 +124,7 @@ class KeyRing:
 
     def start(self) -> None:
         """Keep the snapshot fresh in a daemon thread until ``stop``."""
-        if self._thread is not None:
+        if self._thread is not None or self.refresh_s <= 0:
             return
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="sluice-keyring", daemon=True)
@@ -142,6 +152,8 @@ class KeyRing:
     # the request path -----------------------------------------------------------------------
     def enforced(self) -> bool:
         """Auth is on as soon as the store has held a key (a fresh local store starts open)."""
+        if self.refresh_s <= 0:
+            self.refresh()
         return self._had_keys
 
     def verify(self, presented: str | None) -> ApiKey | None:
@@ -150,6 +162,8 @@ class KeyRing:
         parts = presented.split("_", 3)
         if len(parts) != 4 or parts[0] != "sluice" or parts[1] not in SCOPES:
             return None
+        if self.refresh_s <= 0:
+            self.refresh()
         known = self._keys.get(parts[2])
         if known is None:
             self._wake.set()  # perhaps created since the last refresh

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from sluice.cli.remote import Remote, in_use_message, remote_for
 from sluice.config import Settings, load_settings
-from sluice.store import SqlStore, open_store
+from sluice.errors import ConfigError
+from sluice.store import SqlStore, StoreInUse, open_store
 
 
 @dataclass
@@ -17,6 +19,7 @@ class _State:
     store_url: str | None = None
     settings: Settings | None = None
     store: SqlStore | None = None
+    remote: Remote | None = None
 
 
 _state = _State()
@@ -41,8 +44,24 @@ def settings() -> Settings:
 
 def store() -> SqlStore:
     if _state.store is None:
-        _state.store = open_store(settings().store)
+        try:
+            _state.store = open_store(settings().store)
+        except StoreInUse as e:
+            raise ConfigError(in_use_message(e.path, remote_for(settings().store))) from None
     return _state.store
+
+
+def remote() -> Remote | None:
+    """The ``sluice serve`` to go through when it holds the embedded store (cli/remote.py);
+    None: use ``store()``. Opens the store on the way when it is free."""
+    if _state.store is None and _state.remote is None:
+        try:
+            _state.store = open_store(settings().store)
+        except StoreInUse as e:
+            _state.remote = remote_for(settings().store)
+            if _state.remote is None:
+                raise ConfigError(in_use_message(e.path, None)) from None
+    return _state.remote
 
 
 def console() -> Console:
@@ -57,3 +76,4 @@ def close() -> None:
     if _state.store is not None:
         _state.store.close()
         _state.store = None
+    _state.remote = None

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+import tempfile
+from pathlib import Path
+
 import typer
 
 from sluice.cli import context
 from sluice.cli.output import print_json, table, when
 from sluice.dataset.version import export_dataset, import_dataset, load_rows, resolve_dataset
 from sluice.digest import short
+from sluice.errors import ConfigError
+from sluice.store.records import DatasetRecord
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -41,7 +47,11 @@ def list_(
     json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Stored datasets and their versions, newest first."""
-    records = context.store().list_datasets(name)
+    server = context.remote()
+    if server is not None:  # through the running server that holds the store
+        records = [DatasetRecord(**d) for d in server.call("GET", "/api/datasets", params={"name": name})["datasets"]]
+    else:
+        records = context.store().list_datasets(name)
     if json:
         print_json([_info(r) for r in records])
         return
@@ -76,9 +86,20 @@ def show(
 @app.command("export")
 def export(
     ref: str = typer.Argument(..., help="NAME or NAME@VERSION"),
-    path: str = typer.Argument(..., help="output file (.jsonl, .json, .csv or .parquet)"),
+    path: str = typer.Argument(..., help="output file (.jsonl, .json, .csv or .parquet); '-' for standard output"),
     fmt: str = typer.Option(None, "--format", help="jsonl, json, csv or parquet (default: from the extension)"),
 ) -> None:
-    """Write a stored version to a file; importing it again gives the same version."""
-    record = export_dataset(context.store(), ref, path, fmt=fmt)
-    context.console().print(f"wrote {record.row_count} rows of {record.name}@{short(record.version)} to {path}")
+    """Write a stored version to a file ('-': standard output, JSONL unless --format says json or
+    csv); importing it again gives the same version."""
+    if path != "-":
+        record = export_dataset(context.store(), ref, path, fmt=fmt)
+        context.console().print(f"wrote {record.row_count} rows of {record.name}@{short(record.version)} to {path}")
+        return
+    kind = (fmt or "jsonl").lower()
+    if kind not in ("jsonl", "json", "csv"):
+        raise ConfigError(f"--format {kind} cannot go to standard output: use jsonl, json or csv, or give a file")
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / f"export.{kind}"
+        record = export_dataset(context.store(), ref, out, fmt=kind)
+        sys.stdout.write(out.read_text(encoding="utf-8"))
+    context.console_err().print(f"wrote {record.row_count} rows of {record.name}@{short(record.version)} to stdout")

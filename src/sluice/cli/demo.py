@@ -41,6 +41,7 @@ def demo(
               f"cd {root} && sluice release diff support-agent@1.0.0 support-agent@1.1.0")
     out.print(f"  the same gate in CI form:            cd {root} && sluice gate --candidate support-agent@1.1.0 "
               "--baseline support-agent@1.0.0 --dataset support --policy gate.yaml; echo $?")
+    out.print(f"  rolling the passing release out:     {root / 'rollout.yaml'} (README 'Five-minute tour')")
     if not outcome.ok:
         context.console_err().print("[bold red]the demo did not behave as designed[/]: the fast candidate must "
                                     "fail and the careful one pass")

@@ -17,7 +17,7 @@ def gate(
     candidate: str = typer.Option(..., "--candidate", help="release under test: name@version, digest or path"),
     baseline: str = typer.Option(..., "--baseline", help="the production release to compare against"),
     dataset: str = typer.Option(..., "--dataset", help="NAME or NAME@VERSION"),
-    policy: str = typer.Option(None, "--policy", help="gate.yaml (default: no regression beyond 0.02 per evaluator)"),
+    policy: str = typer.Option(None, "--policy", help="gate.yaml (default: max_regression: auto per evaluator, see docs/gate.md)"),
     json: str = typer.Option(None, "--json", help="write the JSON report here ('-': standard output)"),
     junit: str = typer.Option(None, "--junit", help="write a JUnit XML report here ('-': standard output)"),
     markdown: str = typer.Option(None, "--markdown", help="write a Markdown summary (PR comment) here ('-': stdout)"),

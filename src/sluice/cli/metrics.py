@@ -37,15 +37,25 @@ def metrics(
 ) -> None:
     """Request, error, fallback and cache rates, latency and TTFT quantiles, tokens, cost, evaluator
     fail and feedback rates by deployment × release × route × cohort × window."""
-    store = context.store()
-    q = MetricsQuery(
-        deployment=deployment, release=traced_values(store, release) if release else None, route=route, cohort=cohort,
-        since_ns=parse_instant_ns(since, "--since") if since else None,
-        until_ns=parse_instant_ns(until, "--until") if until else None,
-        window_s=int(parse_duration(window, "--window")) if window else None,
-        group_by=tuple(g.strip() for g in group_by.split(",") if g.strip()),
-    )
-    rows = compute_metrics(store, q)
+    server = context.remote()
+    fields = dict(deployment=deployment, route=route, cohort=cohort,
+                  since_ns=parse_instant_ns(since, "--since") if since else None,
+                  until_ns=parse_instant_ns(until, "--until") if until else None,
+                  window_s=int(parse_duration(window, "--window")) if window else None,
+                  group_by=tuple(g.strip() for g in group_by.split(",") if g.strip()))
+    q = MetricsQuery(**fields)  # checks the options before anything is asked
+    if server is not None:  # through the running server that holds the store (it resolves --release)
+        rows = server.call("GET", "/api/metrics", params={
+            "deployment": deployment, "release": release, "route": route, "cohort": cohort,
+            "since": str(q.since_ns / 1e9) if q.since_ns is not None else None,
+            "until": str(q.until_ns / 1e9) if q.until_ns is not None else None, "window": window,
+            "group_by": ",".join(q.group_by)})["groups"]
+        names = {r["digest"]: f"{r['name']}@{r['version']}" for r in server.call("GET", "/api/releases")["releases"]}
+    else:
+        store = context.store()
+        q = MetricsQuery(release=traced_values(store, release) if release else None, **fields)
+        rows = compute_metrics(store, q)
+        names = _release_names(rows)
     if as_json:
         typer.echo(orjson.dumps({"groups": rows}, option=orjson.OPT_INDENT_2).decode())
         return
@@ -53,7 +63,6 @@ def metrics(
         context.console_err().print("no spans in the selected range")
         return
     keys = list(q.group_by) + (["window_start"] if q.window_s else [])
-    names = _release_names(rows)
     cells = [[_group_value(k, r[k], names) for k in keys] + [_fmt(r[k], f) for k, _, f in TABLE_COLUMNS]
              for r in rows]
     # a number is never cut: every column is as wide as its widest cell; a table wider than the

@@ -13,6 +13,7 @@ from sluice.release.diff import diff_releases, format_changes
 from sluice.release.loader import describe, load_release
 from sluice.release.registry import register as register_bundle
 from sluice.release.registry import resolve_bundle
+from sluice.store.records import ReleaseRecord
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -42,7 +43,16 @@ def list_(
     json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Registered releases, newest first."""
-    records = context.store().list_releases(name)
+    server = context.remote()
+    if server is not None:  # through the running server that holds the store
+        found = server.call("GET", "/api/releases", params={"name": name})["releases"]
+        records = [ReleaseRecord(r["digest"], r["name"], r["version"], {}, r["files"], r["created_at"], r["source"])
+                   for r in found]
+        models = [r["models"] for r in found]
+    else:
+        records = context.store().list_releases(name)
+        models = [sorted({c.get("model", "?") for c in (r.manifest.get("components") or {}).values()})
+                  for r in records]
     if json:
         print_json([{"name": r.name, "version": r.version, "digest": r.digest, "created_at": r.created_at,
                      "source": r.source} for r in records])
@@ -51,9 +61,7 @@ def list_(
         context.console().print("no releases registered yet: sluice release register PATH")
         return
     table("name", "version", "digest", "models", "registered", rows=[
-        [r.name, r.version, short(r.digest),
-         ", ".join(sorted({c.get("model", "?") for c in (r.manifest.get("components") or {}).values()})),
-         when(r.created_at)] for r in records])
+        [r.name, r.version, short(r.digest), ", ".join(m), when(r.created_at)] for r, m in zip(records, models)])
 
 
 @app.command("show")
@@ -62,18 +70,24 @@ def show(
     json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """A release's normalised manifest and files."""
-    bundle = resolve_bundle(context.store(), ref)
+    server = context.remote()
+    if server is not None:  # through the running server that holds the store
+        r = server.call("GET", f"/api/releases/{ref}")
+        digest, manifest, files, label = r["digest"], r["manifest"], r["files"], f"{r['name']}@{r['version']}"
+    else:
+        bundle = resolve_bundle(context.store(), ref)
+        digest, manifest, files, label = bundle.digest, bundle.manifest, bundle.file_digests, bundle.ref
     if json:
-        print_json({"digest": bundle.digest, "manifest": bundle.manifest, "files": bundle.file_digests})
+        print_json({"digest": digest, "manifest": manifest, "files": files})
         return
     import yaml
 
     c = context.console()
-    c.print(f"[bold]{bundle.ref}[/] {bundle.digest}")
-    c.out(yaml.safe_dump(bundle.manifest, sort_keys=False, allow_unicode=True).rstrip(), highlight=False)
-    if bundle.file_digests:
+    c.print(f"[bold]{label}[/] {digest}")
+    c.out(yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True).rstrip(), highlight=False)
+    if files:
         c.print("[bold]files[/]")
-        for path, d in bundle.file_digests.items():
+        for path, d in files.items():
             c.print(f"  {path}  {short(d)}")
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 
 import typer
 
 from sluice.cli import context
+from sluice.cli.remote import announce
 from sluice.telemetry.config import TelemetrySettings, load_telemetry_settings
 
 
@@ -46,7 +49,7 @@ def serve(
     rollouts = RolloutService(store, settings.rollout, reload=gateway.reload)
     monitors = MonitorService(store, settings.monitoring)  # evaluated on a schedule; one replica at a time
     routers = [gateway.router, catalog, make_router(rollouts), audit_api, monitor_api, monitors.router,
-               dashboard_router()]
+               dashboard_router(rollouts)]
     app = create_app(store, telemetry_settings(telemetry), routers=routers)
     err = context.console_err()
     for var, where in missing_key_variables(gateway.deployments):
@@ -54,7 +57,16 @@ def serve(
                   "until it is (set it and restart)", highlight=False)
     sock = bind(host, port)  # a busy port fails here, before anything says "serving"
     err.print(f"sluice serving on http://{host}:{port} (store {store.url.split('@')[-1]})")
-    serve_forever(app, host, port, sock=sock)
+    # other sluice commands find the server here while it holds the embedded store (cli/remote.py)
+    local = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
+    announced = announce(store.url, f"http://{local}:{sock.getsockname()[1]}")
+    # uvicorn re-raises SIGTERM once it has shut down; exit through Python so the file is removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        serve_forever(app, host, port, sock=sock)
+    finally:
+        if announced is not None:
+            announced.unlink(missing_ok=True)
 
 
 def missing_key_variables(deployments: dict) -> list[tuple[str, str]]:

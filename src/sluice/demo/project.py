@@ -28,6 +28,10 @@ Knowledge base:
 Answer in the customer's language, using only the knowledge base above.
 """
 
+# What the scripted model says to a question that is not a dataset row (the README tour's request)
+DEFAULT_ANSWER = ("Refunds go back to the original payment method within 5-10 business days of approval. "
+                  "Tell me your order number and I can check the status of yours.")
+
 TOOLS = {
     "lookup_order": {"type": "object", "properties": {"order_id": {"type": "string", "pattern": "^[0-9]{5}$"}},
                      "required": ["order_id"], "additionalProperties": False},
@@ -67,10 +71,11 @@ GATE_YAML = """# Gate policy: what the candidate must show against the baseline,
 version: 1
 confidence: 0.95          # confidence level of every interval the verdict relies on
 thresholds:
-  # pass-rate drop allowed vs baseline, judged on the confidence bound. With 48 rows per cohort the
-  # 95% bound of an unchanged pass rate is about -0.07, so a tighter limit could never be shown to
-  # hold here: tighten it as the cohorts grow.
-  max_regression: 0.10
+  # pass-rate drop allowed vs baseline. auto: overall, the candidate must show that any drop is
+  # smaller than what the rows can resolve (about 0.17 for 240 rows at 85%, 0.05 for 2,400); in
+  # each cohort, any drop that stays significant after correcting for every check fails.
+  # Write a number (e.g. 0.05) once the dataset is large enough to show it.
+  max_regression: auto
 evaluators:
   - name: groundedness    # every claim of the answer must be supported by the retrieved context
     critical: true
@@ -118,9 +123,8 @@ steps:
   - weight: {bp: 1000}        # 10% of users (sticky per user)
     min_duration: 1m
     max_duration: 30m         # still inconclusive after this: hold for a person
-  - weight: {bp: 5000}
+  - weight: {bp: 5000}        # the last step passing promotes: 1.2.0 becomes stable
     min_duration: 1m
-  - weight: {bp: 10000}       # the last step passing promotes: 1.2.0 becomes stable
 """
 
 
@@ -175,6 +179,7 @@ def write_project(root: Path, versions: tuple[str, ...] = ("1.0.0", "1.2.0")) ->
         script = responses(RELEASES[version][0], rows)
         (folder / "script.jsonl").write_text(
             "".join(json.dumps({"row_id": rid} | reply, ensure_ascii=False) + "\n" for rid, reply in script.items())
+            + json.dumps({"default": True, "content": DEFAULT_ANSWER}) + "\n"  # live traffic (sluice serve)
         )
         paths[version] = folder
     return paths

@@ -140,7 +140,8 @@ def _cost_checks(policy: GatePolicy, ms: Measurements) -> list[Check]:
         else:
             status = "pass" if value <= limit else "fail"
             verb = "within" if status == "pass" else "above the maximum"
-            shown = f"{value:.6g}" if value != float("inf") else f"unbounded (baseline free, candidate {cc:.6g} per row)"
+            shown = (f"{value:.6g}" if value != float("inf")
+                     else f"unbounded (baseline free, candidate {cc:.6g} per row)")
             if metric == "cost_ratio" and cb == 0 and cc == 0:
                 shown = "1 (both free)"
             text = f"overall: {label} {shown} {verb} {limit:.6g}"
@@ -165,7 +166,8 @@ def _error_checks(policy: GatePolicy, ms: Measurements) -> list[Check]:
     for side, count, rate, missing, kinds, examples in (
             ("candidate", e.candidate_errors, e.candidate_rate, e.candidate_missing, e.candidate_kinds,
              e.candidate_examples),
-            ("baseline", e.baseline_errors, e.baseline_rate, e.baseline_missing, e.baseline_kinds, e.baseline_examples)):
+            ("baseline", e.baseline_errors, e.baseline_rate, e.baseline_missing, e.baseline_kinds,
+             e.baseline_examples)):
         share = f"{count} of {e.n_rows} rows ({rate:.1%}, {missing} missing)"
         if rate > policy.error_budget:
             status: Status = "error"
@@ -189,7 +191,8 @@ def assess(policy: GatePolicy, measurements: Measurements) -> Verdict:
         checks.extend(_cost_checks(policy, measurements))
     checks.extend(_error_checks(policy, measurements))
 
-    failed = [c for c in checks if c.status == "fail"]
+    # failures that say where come first: a cohort's drop before the overall figure it moves
+    failed = sorted((c for c in checks if c.status == "fail"), key=lambda c: c.cohort == ALL)
     critical_failed = [c for c in failed if c.critical]
     noncritical_failed = [c for c in failed if not c.critical]
     errored = [c for c in checks if c.status == "error"]

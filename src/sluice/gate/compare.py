@@ -278,7 +278,8 @@ def _latency_measure(policy: GatePolicy, cohort: str, mask: np.ndarray, cand: Si
                                        policy.bootstrap_resamples, _seed(policy, "latency", cohort), conf)
         m.ratio_ci["p95"] = _interval(cis[0.95][1])
     half = 1 - (1 - conf) / 2  # each side at half the error rate: both cover together >= conf
-    c99, b99 = stats.quantile_bounds(cand.latency[both], 0.99, half), stats.quantile_bounds(base.latency[both], 0.99, half)
+    c99 = stats.quantile_bounds(cand.latency[both], 0.99, half)
+    b99 = stats.quantile_bounds(base.latency[both], 0.99, half)
     if "p99" in m.ratio and c99 is not None and b99 is not None and b99[0] > 0:
         m.ratio_ci["p99"] = _interval((max(c99[0], 0.0) / b99[1], c99[1] / b99[0]))
     return m

@@ -104,8 +104,10 @@ def _finish(policy: GatePolicy, d: Draft, p_adj: float, alpha: float, family: in
     rows_needed = None
     if p_adj <= alpha and ci.high < d.fail_threshold:
         status = "fail"
-        note = " (auto: any significant drop)" if d.auto else ""
-        text = f"{head} below {kind} {fmt(d.fail_threshold)}{note}{d.extra}; {corrected}"
+        if d.auto:
+            text = f"{head}: a significant drop (max_regression auto: any significant drop fails){d.extra}; {corrected}"
+        else:
+            text = f"{head} below {kind} {fmt(d.fail_threshold)}{d.extra}; {corrected}"
     elif role == "harm":
         status = "pass"
         text = f"{head}: no significant drop below {kind} {fmt(d.fail_threshold)}{d.extra}; {corrected}"

@@ -104,12 +104,14 @@ class Gateway:
         # loop for ~70 ms, the gateway's worst tail latency. Frozen objects are never scanned.
         gc.freeze()
         self.mirror.start()
+        self.shedder.start()
         if follow.shared(self.store) and self.settings.reload_interval_s > 0 and self._poller is None:
             self._poller = asyncio.create_task(follow.poll(self), name="sluice-gateway-reload")
         if self.cache is not None:
             await asyncio.to_thread(self.cache.start)  # loads the embedding model
 
     async def shutdown(self) -> None:
+        await self.shedder.stop()
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
@@ -235,7 +237,10 @@ class Gateway:
             "sluice_gateway_mirror_failed_total": ("counter", "Shadow copies that failed.", s["mirror_failed"]),
             "sluice_gateway_circuits_opened_total": ("counter", "Times an upstream's circuit opened.",
                                                      s["circuits_opened"]),
-            "sluice_gateway_shed_total": ("counter", "Chat requests answered 503 at the in-flight limit.", s["shed"]),
+            "sluice_gateway_shed_total": ("counter", "Chat requests answered 503 (in-flight limit or event-loop lag).",
+                                          s["shed"]),
+            "sluice_gateway_shed_lag_total": ("counter", "Of those, shed for event-loop lag.", s["shed_lag"]),
+            "sluice_gateway_event_loop_lag_seconds": ("gauge", "The last measured event-loop lag.", s["loop_lag_s"]),
             "sluice_auth_rejected_total": ("counter", "Requests refused for a missing, unknown or out-of-scope key "
                                                       "(every endpoint of this process).", s["auth_rejected"]),
         }
@@ -277,7 +282,8 @@ class Gateway:
                 "spans_dropped": self.spans.dropped, "mirror_enqueued": self.mirror.enqueued,
                 "mirror_dropped": self.mirror.dropped, "mirror_completed": self.mirror.completed,
                 "mirror_failed": self.mirror.failed, "circuits_opened": self.breakers.opened,
-                "in_flight": self.in_flight, "shed": self.shed,
+                "in_flight": self.in_flight, "shed": self.shed, "shed_lag": self.shedder.shed_lag,
+                "loop_lag_s": round(self.shedder.lag_s, 6),
                 "cache_stored": self.cache.stored if self.cache else 0,
                 "cache_shared_in": self.cache.shared_in if self.cache else 0}
 

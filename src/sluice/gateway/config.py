@@ -97,7 +97,10 @@ class GatewaySettings(Strict):
                                "is answered 503 + retry-after at once instead of queueing (0: no limit)")
     span_writer_nice: int = Field(default=19, ge=0, le=19, description="OS niceness of the server's span writer "
                                   "thread while the gateway runs (0: leave it)")
-    shed_retry_after_s: float = Field(default=1.0, gt=0, description="retry-after of a request shed at the limit")
+    shed_retry_after_s: float = Field(default=1.0, gt=0, description="retry-after of a request shed at the limit "
+                                      "(the header is rounded up to whole seconds; retry-after-ms is exact)")
+    shed_lag_ms: float = Field(default=30.0, ge=0, description="event-loop lag beyond which new chat requests are "
+                               "shed (503) until it falls again; 0 disables")
 
     @field_validator("sticky_keys")
     @classmethod

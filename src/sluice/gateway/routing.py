@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from sluice.gateway.config import Deployment, GatewaySettings
+from sluice.telemetry.values import bound_id
 
 STABLE, CANARY, SHADOW, FALLBACK, CACHE = "stable", "canary", "shadow", "fallback", "cache"
 BUCKETS = 10_000
@@ -70,7 +71,8 @@ class Identifier:
         if not cohort and user_key is not None:
             cohort = self.cohort_by_user.get(user_key)
         session = next((headers[h] for h in self.session_headers if headers.get(h)), None)
-        return Identity(user_key, cohort or self.default_cohort, session)
+        # bounded: a client's 3 MB "user" must not become a 3 MB column in every span
+        return Identity(bound_id(user_key), bound_id(cohort or self.default_cohort), bound_id(session))
 
 
 def choose_arm(name: str, deployment: Deployment, identity: Identity) -> str:

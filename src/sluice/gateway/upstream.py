@@ -29,11 +29,16 @@ from sluice.redaction import redact
 
 DONE = b"[DONE]"
 _CONNECT_CAP_S = 5.0
+# Idle pooled connections are closed after this long: below the 5 s keep-alive of common servers
+# (uvicorn, nginx's upstream default is 60 s, Node 5 s), so the gateway closes first and does not
+# send a request down a connection the upstream is closing at that moment.
+UPSTREAM_KEEPALIVE_S = 4.0
 
 
 def make_session(max_connections: int = 1000) -> aiohttp.ClientSession:
     """The pooled session every upstream call shares (create it inside the running loop)."""
-    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=300)
+    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=300,
+                                     keepalive_timeout=UPSTREAM_KEEPALIVE_S)
     return aiohttp.ClientSession(connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
                                  timeout=aiohttp.ClientTimeout(total=None))
 
@@ -97,15 +102,21 @@ async def complete(session: aiohttp.ClientSession, target: ModelTarget, body: by
     if target.local is not None:
         return Completion(*await local_complete(target.local, target.model, body, meta))
     p = _prepare(target)
-    try:
-        async with session.post(target.url, data=body, headers=p.headers,
-                                timeout=_timeout(target, p, remaining_s)) as resp:
-            raw = await resp.read()
-            status = resp.status
-            if status >= 300:
-                raise classify_status(status, _loads_or_text(raw), resp.headers, p.where)
-    except _TRANSPORT as e:
-        raise _transport_error(e, p.where) from None
+    for stale_ok in (True, False):
+        try:
+            async with session.post(target.url, data=body, headers=p.headers,
+                                    timeout=_timeout(target, p, remaining_s)) as resp:
+                raw = await resp.read()
+                status = resp.status
+                if status >= 300:
+                    raise classify_status(status, _loads_or_text(raw), resp.headers, p.where)
+            break
+        except aiohttp.ServerDisconnectedError as e:
+            if not stale_ok:
+                raise _transport_error(e, p.where) from None
+            # closed before any answer: a pooled connection the upstream was closing; once more
+        except _TRANSPORT as e:
+            raise _transport_error(e, p.where) from None
     data = json_object(raw, p.where)
     if data.get("error") and not data.get("choices"):
         raise ProviderError(f"{p.where} returned an error: {redact(str(data['error']))[:300]}", kind=HTTP_5XX,
@@ -178,10 +189,16 @@ async def open_stream(session: aiohttp.ClientSession, target: ModelTarget, body:
     if target.local is not None:
         return await local_stream(target.local, target.model, body, meta)  # type: ignore[return-value]
     p = _prepare(target)
-    try:
-        resp = await session.post(target.url, data=body, headers=p.headers, timeout=_timeout(target, p, remaining_s))
-    except _TRANSPORT as e:
-        raise _transport_error(e, p.where) from None
+    for stale_ok in (True, False):
+        try:
+            resp = await session.post(target.url, data=body, headers=p.headers,
+                                      timeout=_timeout(target, p, remaining_s))
+            break
+        except aiohttp.ServerDisconnectedError as e:
+            if not stale_ok:
+                raise _transport_error(e, p.where) from None
+        except _TRANSPORT as e:
+            raise _transport_error(e, p.where) from None
     try:
         if resp.status >= 300:
             try:

@@ -82,7 +82,7 @@ class Monitor(Strict):
     threshold: float | None = None
     baseline: Baseline | None = None
     min_requests: int = Field(default=20, gt=0, description="fewer requests in the window: no judgement")
-    notify: list[str] = Field(default_factory=list)
+    notify: list[str] = Field(default_factory=list, description="webhook names; '*' for every webhook")
 
     @field_validator("metric")
     @classmethod
@@ -135,7 +135,7 @@ class MonitoringSettings(Strict):
         if dupes:
             raise ValueError(f"monitor names must be unique: {', '.join(dupes)}")
         for m in self.monitors:
-            unknown = [w for w in m.notify if w not in self.webhooks]
+            unknown = [w for w in m.notify if w not in self.webhooks and w != "*"]
             if unknown:
                 raise ValueError(f"monitor '{m.name}' notifies unknown webhook(s) {', '.join(unknown)}")
         return self

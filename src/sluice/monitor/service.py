@@ -81,6 +81,9 @@ class MonitorService:
                 start = int((now - m.window_s - m.baseline.window_s) * 1e9)
                 baseline = measure(self.store, m.metric, m.deployment, start, since_ns, cohort=cohort,
                                    per_cohort=per_cohort, release=release)
+        if cohort is not None:  # one named cohort: its alerts are keyed by its name
+            current = {cohort: v for v in current.values()}
+            baseline = {cohort: v for v in baseline.values()}
         opened = alert_store.open_alerts(self.store, m.name)
         keys = set(current) | set(opened) | ({m.cohort or ALL} if not per_cohort else set())
         events = []
@@ -123,14 +126,15 @@ class MonitorService:
                 "requests": alert.requests, "window": m.window, "reason": alert.reason,
                 "opened_at": alert.opened_at, "resolved_at": alert.resolved_at, "at": now}
         delivered, errors = [], []
-        for name in m.notify:
+        names = list(self.settings.webhooks) if "*" in m.notify else m.notify
+        for name in names:
             hook = self.settings.webhooks.get(name)
             if hook is None:  # a stored monitor naming a webhook sluice.yaml does not define
                 errors.append(f"{name}: no such webhook in sluice.yaml")
                 continue
             ok, _, error = send(hook, payload_for(hook, body), post=self._post, sleep=self._sleep)
             (delivered if ok else errors).append(name if ok else f"{name}: {error}")
-        if delivered or not m.notify:
+        if delivered or not names:
             alert.notified_at = now
             alert.notifications += 1
         alert.last_error = "; ".join(errors) or None

@@ -57,3 +57,43 @@ def stored_monitors(store: Any) -> list[Monitor]:
         except ValueError:
             continue
     return out
+
+
+# rollout metric -> monitor metric; the rest (ttft, tokens) have no monitor
+_FROM_ROLLOUT = {"error_rate": "error_rate", "fallback_rate": "fallback_rate",
+                 "guardrail_block_rate": "guardrail_block_rate", "latency_p95": "latency_p95_ms",
+                 "latency_p99": "latency_p99_ms", "cost_per_request": "cost_per_request"}
+
+
+def monitors_from_plan(deployment: str, plan: dict[str, Any], window: str = "15m",
+                       baseline_window: str = "24h") -> list[Monitor]:
+    """The watch a promoted rollout leaves behind: one monitor per analysis rule, per cohort,
+    against the promoted release's own previous ``baseline_window`` with the rule's margin
+    (``× (1 + margin)`` plus one point for rates when relative, ``+ margin`` when absolute). Pure."""
+    out: dict[str, Monitor] = {}
+    for rule in ((plan.get("analysis") or {}).get("metrics") or []):
+        name = str(rule.get("metric", ""))
+        metric = _FROM_ROLLOUT.get(name)
+        if name.startswith("eval_fail_rate:"):
+            metric = "eval_fail_rate"  # monitors judge every evaluator's results together
+        elif name.startswith("feedback_rate:"):
+            metric = name.split(":", 1)[1] + "_rate"
+        if metric is None:
+            continue
+        margin = float(rule.get("margin", 0.0))
+        relative = bool(rule.get("relative", True))
+        # relative rates also need an absolute step: against a baseline of 0 errors any error would fire
+        floor = 0.01 if metric.endswith("_rate") else 0.0
+        baseline = {"window": baseline_window, "factor": 1.0 + margin if relative else 1.0,
+                    "min_delta": floor if relative else margin}
+        out[metric] = Monitor(name=f"{deployment}:{metric}", deployment=deployment, cohort="*", metric=metric,
+                              window=window, baseline=baseline, min_requests=min(int(rule.get("min_samples", 50)), 200),
+                              notify=["*"])
+    return list(out.values())
+
+
+def save_promotion_monitors(store: Any, rollout_id: str, deployment: str, plan: dict[str, Any],
+                            actor: str = "rollout-controller") -> list[Monitor]:
+    """Store the monitors of ``monitors_from_plan`` (replacing those of an earlier promotion)."""
+    return [save_monitor(store, m, source=f"rollout:{rollout_id}", actor=actor)
+            for m in monitors_from_plan(deployment, plan)]

@@ -1,18 +1,17 @@
 """Signed webhook delivery for alerts: JSON or Slack-compatible ``text``, retried with backoff.
 
-The wire format is the one the rollout controller's webhooks use (``sluice.notify.webhook`` on
-the rollout branch), so one receiver verifies both: ``X-Sluice-Signature: sha256=<hex>``, the
-HMAC-SHA256 of ``<timestamp>.<body>`` under the secret in the environment variable ``secret_env``
-names (read at send time, never stored), and ``X-Sluice-Timestamp`` so a receiver can refuse
-replays. When that module lands on main this one can delegate ``sign``/``verify`` to it.
-Delivery is synchronous and bounded (``retries`` + 1 attempts, ``backoff_s · 2^n`` between them):
-the monitor runs it in its worker thread, never on the event loop.
+The wire format is the rollout controller's (``sluice.notify.webhook``: its ``sign``/``verify``),
+so one receiver verifies both: ``X-Sluice-Signature: sha256=<hex>``, the HMAC-SHA256 of
+``<timestamp>.<body>`` under the secret in the environment variable ``secret_env`` names (read at
+send time, never stored), and ``X-Sluice-Timestamp`` so a receiver can refuse replays. Unlike the
+rollout outbox, alerts are sent at once (an alert is only worth sending while it is current; an
+undelivered one is retried at the next evaluation). Delivery is synchronous and bounded
+(``retries`` + 1 attempts, ``backoff_s · 2^n`` between them): the monitor runs it in its worker
+thread, never on the event loop.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import os
 import time
@@ -22,23 +21,15 @@ import httpx
 import orjson
 
 from sluice.monitor.config import Webhook
+from sluice.notify.webhook import SIGNATURE, TIMESTAMP, sign, verify  # one wire format for every Sluice webhook
+
+__all__ = ["SIGNATURE", "TIMESTAMP", "alert_text", "payload_for", "send", "sign", "verify"]
 
 log = logging.getLogger("sluice.monitor")
-SIGNATURE = "x-sluice-signature"
-TIMESTAMP = "x-sluice-timestamp"
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-
-
-def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
-    """The receiver's check (constant time)."""
-    return hmac.compare_digest(sign(secret, timestamp, body), signature or "")
 
 
 def payload_for(hook: Webhook, alert: dict[str, Any]) -> dict[str, Any]:
-    """JSON: the alert itself. Slack: one ``text`` line, plus the alert for tools that read it."""
+    """JSON: the alert itself. Slack: one ``text`` line."""
     if hook.format == "slack":
         return {"text": alert_text(alert)}
     return alert

@@ -10,6 +10,8 @@ Blocking store calls throughout: the server calls these from a worker thread.
 
 from __future__ import annotations
 
+import logging
+
 import time
 from typing import Any, Callable
 
@@ -19,6 +21,8 @@ from sluice.gateway.config import CanaryArm, Deployment, ShadowArm
 from sluice.release.registry import resolve_release
 from sluice.rollout import store as rs
 from sluice.rollout.plan import Plan
+
+log = logging.getLogger("sluice.rollout")
 
 
 class GateRequired(SluiceError):
@@ -79,10 +83,11 @@ def current(store: Any, deployment: str) -> Deployment:
 
 
 def set_traffic(store: Any, deployment: str, change: Callable[[Deployment], Deployment],
-                reload: Callable[[], Any] | None = None) -> Deployment:
-    """Apply ``change`` to the stored deployment and write it (every replica follows the store)."""
+                reload: Callable[[], Any] | None = None, actor: str = "rollout") -> Deployment:
+    """Apply ``change`` to the stored deployment and write it (every replica follows the store; the
+    audit log records ``actor``)."""
     dep = change(current(store, deployment))
-    deployment_store.put(store, deployment, dep)
+    deployment_store.put(store, deployment, dep, actor)
     if reload is not None:
         reload()
     return dep
@@ -145,7 +150,7 @@ def start(store: Any, plan: Plan, *, actor: str, force: bool = False, reason: st
     if gate is None:
         rs.append_event(store, ro.id, actor, "forced_start", f"started without a passing gate: {ro.forced_reason}",
                         {"candidate": ro.candidate_digest, "stable": ro.stable_digest})
-    set_traffic(store, plan.deployment, traffic_for(plan, 0, ro.candidate_ref, []), reload)
+    set_traffic(store, plan.deployment, traffic_for(plan, 0, ro.candidate_ref, []), reload, f"rollout:{ro.id}:{actor}")
     return ro
 
 
@@ -163,6 +168,13 @@ def finish(store: Any, ro: rs.Rollout, status: str, actor: str, kind: str, messa
         ro.finished_at = time.time() if now is None else now
     rs.save(store, ro)
     rs.append_event(store, ro.id, actor, kind, message, figures)
+    if status == "promoted":  # the watch that follows a promotion (docs/monitoring.md)
+        try:
+            from sluice.monitor.stored import save_promotion_monitors
+
+            save_promotion_monitors(store, ro.id, ro.deployment, ro.plan, actor)
+        except Exception:  # noqa: BLE001 - a promotion is never undone for want of its monitors
+            log.exception("rollout %s: monitors after promotion not saved", ro.id)
     return ro
 
 
@@ -192,7 +204,7 @@ def promote(store: Any, rollout_id: str, actor: str, reason: str = "", reload: C
     ro = get(store, rollout_id)
     if ro.status in rs.FINAL:
         raise Conflict(f"rollout {ro.id} is already {ro.status}")
-    set_traffic(store, ro.deployment, promote_traffic(ro.candidate_ref), reload)
+    set_traffic(store, ro.deployment, promote_traffic(ro.candidate_ref), reload, f"rollout:{ro.id}:{actor}")
     return finish(store, ro, "promoted", actor, "promote", reason or f"{ro.candidate_ref} promoted by hand",
                   {"stable": ro.candidate_ref, "rollback_target": ro.stable_ref}, now)
 
@@ -203,7 +215,7 @@ def abort(store: Any, rollout_id: str, actor: str, reason: str = "", reload: Cal
     ro = get(store, rollout_id)
     if ro.status in rs.FINAL:
         raise Conflict(f"rollout {ro.id} is already {ro.status}")
-    set_traffic(store, ro.deployment, rollback_traffic, reload)
+    set_traffic(store, ro.deployment, rollback_traffic, reload, f"rollout:{ro.id}:{actor}")
     return finish(store, ro, "aborted", actor, "abort", reason or "aborted by hand", {"weight_bp": 0}, now)
 
 

@@ -33,7 +33,6 @@ from sluice.rollout.settings import RolloutSettings
 
 log = logging.getLogger("sluice.rollout")
 LEASE = "rollouts"
-FINAL_ACTIONS = {"promote": "promoted", "rollback": "rolled_back", "hold": "held"}
 
 
 def analysis_api():
@@ -46,12 +45,9 @@ def analysis_api():
 
 
 def initial_state(plan: Plan) -> dict[str, Any]:
+    """The sequential test's starting state: α split over the plan's metrics × (all traffic and its cohorts)."""
     analysis, _ = analysis_api()
-    cohorts = [OVERALL, *plan.cohorts]
-    try:
-        return analysis.initial_state(plan.all_rules(), plan.alpha, cohorts=cohorts)
-    except TypeError:  # an analysis without the cohorts keyword
-        return analysis.initial_state(plan.all_rules(), plan.alpha)
+    return analysis.initial_state(plan.all_rules(), plan.alpha, cohorts=[OVERALL, *plan.cohorts])
 
 
 def finding_view(f: Finding) -> dict[str, Any]:
@@ -108,7 +104,9 @@ class Controller:
         if not rs.acquire_lease(self.store, LEASE, self.holder, self.settings.lease_ttl_s, now=now):
             return []
         out = []
-        for ro in rs.list_rollouts(self.store, status=("running",), limit=1000):
+        for k, ro in enumerate(rs.list_rollouts(self.store, status=("running",), limit=1000)):
+            if k and not rs.acquire_lease(self.store, LEASE, self.holder, self.settings.lease_ttl_s, now=now):
+                break  # renewed before each rollout: a replica that lost the lease stops acting at once
             try:
                 d = self.look(ro, now)
             except Exception:  # noqa: BLE001 - the other rollouts still get their look
@@ -185,7 +183,8 @@ class Controller:
             ro.step_started_at = now
             ro.state.update({"canary": 0, "stable": 0, "frozen": {}})
             actions.set_traffic(self.store, ro.deployment, actions.traffic_for(
-                plan, ro.step_index, ro.candidate_ref, ro.state.get("dropped", [])), self.reload)
+                plan, ro.step_index, ro.candidate_ref, ro.state.get("dropped", [])), self.reload,
+                f"rollout:{ro.id}:controller")
             rs.save(self.store, ro)
             view["weight_bp"], view["mirror_percent"] = plan.weight_at(ro.step_index), plan.mirror_at(ro.step_index)
             rs.append_event(self.store, ro.id, "controller", "advance",
@@ -196,7 +195,8 @@ class Controller:
             analysis, _ = analysis_api()
             ro.analysis = analysis.drop_cohorts(ro.analysis, d.cohorts_to_drop)
             actions.set_traffic(self.store, ro.deployment, actions.traffic_for(
-                plan, ro.step_index, ro.candidate_ref, dropped), self.reload)
+                plan, ro.step_index, ro.candidate_ref, dropped), self.reload,
+                f"rollout:{ro.id}:controller")
             rs.save(self.store, ro)
             rs.append_event(self.store, ro.id, "controller", "narrow",
                             f"cohort(s) {', '.join(d.cohorts_to_drop)} dropped from the canary: {d.reason}", view)
@@ -208,12 +208,14 @@ class Controller:
                                 f"but {', '.join(ro.state['dropped'])}: canary kept for the rest; promote or abort "
                                 "by hand", view)
             else:
-                actions.set_traffic(self.store, ro.deployment, actions.promote_traffic(ro.candidate_ref), self.reload)
+                actions.set_traffic(self.store, ro.deployment, actions.promote_traffic(ro.candidate_ref), self.reload,
+                                    f"rollout:{ro.id}:controller")
                 view["rollback_target"] = ro.stable_ref
                 actions.finish(self.store, ro, "promoted", "controller", "promote",
                                f"{ro.candidate_ref} promoted: {d.reason}", view, now)
         elif d.action == "rollback":
-            actions.set_traffic(self.store, ro.deployment, actions.rollback_traffic, self.reload)
+            actions.set_traffic(self.store, ro.deployment, actions.rollback_traffic, self.reload,
+                                f"rollout:{ro.id}:controller")
             actions.finish(self.store, ro, "rolled_back", "controller", "rollback",
                            f"rolled back to {ro.stable_ref}: {d.reason}", view, now)
         elif d.action == "hold":

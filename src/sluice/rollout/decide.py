@@ -13,9 +13,11 @@ In order (the first that applies wins):
 7. Every required finding ``pass`` (non-inferiority shown) → ``advance``, or ``promote`` on the last
    step. Required: every metric on all traffic ``(all)``, and on each cohort too when
    ``cohort_pass_required``. Named cohorts are always guarded by their harm tests (rules 1, 2, 4), and,
-   before a promotion (``cohort_guard``), a cohort whose point estimate is beyond the margin blocks it
-   until its harm test decides or its estimate comes back: a regression confined to one cohort is
+   before a promotion, a cohort whose own non-inferiority e-value is below ``cohort_guard`` (default 1:
+   its data lean towards "worse than the margin") or whose point estimate is beyond the margin holds
+   it back until its harm test decides or the evidence turns: a regression confined to one cohort is
    diluted in all traffic, where non-inferiority can be shown before the cohort's own test fires.
+   ``cohort_guard=0`` turns this off.
 8. Still not shown at the step's maximum duration → ``hold``; otherwise ``continue``.
 
 No data never advances: with no findings, or any required finding ``insufficient`` or
@@ -41,6 +43,14 @@ def _fmt_s(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
+def held_back(f: Finding, guard: float) -> bool:
+    """A named cohort holds a promotion back while its own non-inferiority e-value is below ``guard``, or
+    its point estimate is beyond the margin — unless it has too little data to say anything."""
+    if f.outcome in ("pass", "insufficient"):
+        return False
+    return f.non_inferiority < guard or beyond_margin(f)
+
+
 def beyond_margin(f: Finding) -> bool:
     """The cohort's point estimate is worse than the margin allows (not a test: a brake on promotion)."""
     if f.canary_estimate is None or f.stable_estimate is None or f.outcome == "pass":
@@ -51,7 +61,7 @@ def beyond_margin(f: Finding) -> bool:
 
 
 def decide(progress: StepProgress, findings: Iterable[Finding], plan_step: object = None, *,
-           cohort_pass_required: bool = False, cohort_guard: bool = True) -> Decision:
+           cohort_pass_required: bool = False, cohort_guard: float = 1.0) -> Decision:
     """The action for this look and one line saying why. ``plan_step`` is accepted for the controller's
     convenience and not read: everything the decision needs is in ``progress``."""
     fs = tuple(findings)
@@ -83,8 +93,8 @@ def decide(progress: StepProgress, findings: Iterable[Finding], plan_step: objec
         return Decision("advance", f"pause of {_fmt_s(p.min_duration_s)} over, no failure", fs)
     required = [f for f in fs if cohort_pass_required or f.cohort == OVERALL]
     pending = [f for f in required if f.outcome != "pass"]
-    if p.last_step and cohort_guard:
-        pending += [f for f in fs if f.cohort != OVERALL and f not in required and beyond_margin(f)]
+    if p.last_step and cohort_guard > 0:
+        pending += [f for f in fs if f.cohort != OVERALL and f not in required and held_back(f, cohort_guard)]
     if required and not pending:
         action = "promote" if p.last_step else "advance"
         return Decision(action, f"all {len(required)} required finding(s) non-inferior: "

@@ -88,6 +88,7 @@ class Finding:
     rule: str  # the rule that fired, in words with its figures, e.g. "e-value 52.3 ≥ 1/α = 40"
     evidence: float = 1.0  # the e-value (or 1/p) behind the outcome
     relative: bool = True  # whether ``margin`` is a fraction of the stable arm's value (as in the rule)
+    non_inferiority: float = 1.0  # the non-inferiority test's e-value now (not its running maximum)
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,8 @@ class Mirror(Strict):
 
 
 class Weight(Strict):
-    bp: int = Field(ge=1, le=10_000, description="canary share in basis points (10000 = all traffic)")
+    bp: int = Field(ge=1, le=10_000, description="canary share in basis points (below 10000: stable must stay "
+                    "to compare with; passing the last step promotes)")
 
 
 class Pause(Strict):
@@ -150,6 +151,14 @@ class Step(Strict):
     def _dur(cls, v: Any) -> float | None:
         return _seconds(v)
 
+    @field_validator("weight")
+    @classmethod
+    def _judgeable(cls, v: "Weight | None") -> "Weight | None":
+        if v is not None and v.bp >= 10_000:
+            raise ValueError("a weight of 10000 bp leaves no stable traffic to compare the canary with; "
+                             "end the plan at a judged share (e.g. 5000): passing the last step promotes")
+        return v
+
     @model_validator(mode="after")
     def _one_kind(self) -> "Step":
         kinds = [k for k in ("mirror", "weight", "pause", "analysis") if getattr(self, k) is not None]
@@ -167,7 +176,8 @@ class Step(Strict):
 
 class OnlineEval(Strict):
     sample_rate: float = Field(default=0.0, ge=0, le=1, description="share of traces evaluated, same in both arms")
-    evaluators: list[str] | None = Field(default=None, description="default: the gate policy's evaluators")
+    evaluators: list[str | dict[str, Any]] | None = Field(default=None, description="names or {name, args}; "
+                                                         "default: the evaluators of the gate record's candidate run")
 
 
 class Plan(Strict):

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from sluice.audit.log import append_audit
 from sluice.store.migrations import migration
 
 ACTIVE = ("running", "paused")
@@ -185,11 +186,18 @@ def open_for(store: Any, deployment: str) -> Rollout | None:
 # event log ---------------------------------------------------------------------------------
 def append_event(store: Any, rollout_id: str, actor: str, kind: str, message: str,
                  figures: dict[str, Any] | None = None) -> int:
-    """Append one event (append-only: nothing updates or deletes these rows); returns its sequence number."""
-    seq = int(store.db.query_one("SELECT nextval('rollout_event_seq')")[0])
-    store.db.execute("INSERT INTO rollout_events (seq, rollout_id, ts, actor, kind, message, figures) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     [seq, rollout_id, time.time(), actor, kind, message, _dumps(figures or {})])
+    """Append one event (append-only: nothing updates or deletes these rows); returns its sequence number.
+    The same event goes to the audit log (``rollout.<kind>``) in the same transaction."""
+    with store.db.transaction():
+        seq = int(store.db.query_one("SELECT nextval('rollout_event_seq')")[0])
+        store.db.execute("INSERT INTO rollout_events (seq, rollout_id, ts, actor, kind, message, figures) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         [seq, rollout_id, time.time(), actor, kind, message, _dumps(figures or {})])
+        row = store.db.query_one("SELECT deployment FROM rollouts WHERE id = ?", [rollout_id])
+        append_audit(store, actor, f"rollout.{kind}", rollout_id, None,
+                     {"message": message, "figures": figures or {}, "event_seq": seq},
+                     deployment=row[0] if row else rollout_id.removeprefix("deployment:")
+                     if rollout_id.startswith("deployment:") else None)
     return seq
 
 

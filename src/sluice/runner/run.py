@@ -106,20 +106,22 @@ async def run_release(release: Any, rows: Iterable[Row | Mapping[str, Any]], *, 
         ctx = CallContext(policy=policy, limits=RateLimits(rate_limits), client=client, files=files, root=root)
         target = make_target(model, ctx, render)
         target.preflight()
-        run = _open_run(store, run_id, digest, dataset_name, dataset_version, evaluators_digest, evaluators)
-        stored = store.get_run_rows(run.id) if run.status != "new" else {}
+        # every store call runs in a worker thread: another run may share this event loop
+        run = await asyncio.to_thread(_open_run, store, run_id, digest, dataset_name, dataset_version,
+                                      evaluators_digest, evaluators)
+        stored = await asyncio.to_thread(store.get_run_rows, run.id) if run.status != "new" else {}
         if run.status == "new":
             run.status = "running"
-            store.create_run(run)
+            await asyncio.to_thread(store.create_run, run)
         elif run.status != "running":
-            store.update_run(run.id, status="running", summary=run.summary)
+            await asyncio.to_thread(store.update_run, run.id, status="running", summary=run.summary)
         records: dict[str, dict[str, Any]] = dict(stored)
         # rows stored with a target error are tried again: an upstream that was down is not an answer
         pending = [(r, j) for r, j in items if r.id not in stored or (stored[r.id].get("output") or {}).get("error")]
         cache_params = model.responder.params.as_request() if model.target.type == "chat" else {}
         keys = {r.id: digest_of({"release": digest, "row": j, "params": cache_params}) for r, j in pending} \
             if use_cache else {}
-        hits = _cache_lookup(store, list(keys.values())) if use_cache else {}
+        hits = await asyncio.to_thread(_cache_lookup, store, list(keys.values())) if use_cache else {}
         writer = RunWriter(store, run.id, batch_rows=batch_rows, interval_s=flush_interval_s)
         counts = Counter()
         work = iter(pending)
@@ -147,7 +149,7 @@ async def run_release(release: Any, rows: Iterable[Row | Mapping[str, Any]], *, 
             cache_item = None
             if key and hit is None and out.error is None:
                 cache_item = (key, {k: v for k, v in out_json.items() if k not in ("row_id", "cached")})
-            writer.add(row.id, row.cohort, record, cache_item)
+            await writer.add(row.id, row.cohort, record, cache_item)
             records[row.id] = record
             bar.advance()
 
@@ -165,15 +167,15 @@ async def run_release(release: Any, rows: Iterable[Row | Mapping[str, Any]], *, 
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            writer.flush()
+            writer.flush_now()
             store.update_run(run.id, status="interrupted", summary=summarize(records, len(items)))
             raise
         finally:
             ticker.cancel()
             bar.stop()
-        writer.flush()
+        await writer.flush()
         summary = summarize(records, len(items))
-        store.update_run(run.id, status="done", summary=summary)
+        await asyncio.to_thread(store.update_run, run.id, status="done", summary=summary)
         return RunResult(run_id=run.id, status="done", records=records, executed=counts["executed"],
                          cached=counts["cached"], resumed=len(stored), summary=summary)
     finally:

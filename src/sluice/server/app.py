@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 
 from sluice import __version__
 from sluice.auth.keys import KeyRing
-from sluice.server import api, ingest
+from sluice.server import api, ingest, keys_api
 from sluice.server.decode_pool import DecodePool
 from sluice.server.ingest_metrics import IngestCounters
 from sluice.server.security import ANY_SCOPE, AuthFailed, authorize
@@ -70,6 +70,7 @@ def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
     app.state.ingest_counters = IngestCounters()
     app.include_router(ingest.router)
     app.include_router(api.router)
+    app.include_router(keys_api.router)
     for r in routers:
         app.include_router(r)
         app.fast_paths.update(getattr(r, "fast_paths", None) or {})

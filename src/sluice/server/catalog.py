@@ -35,8 +35,9 @@ async def _read(request: Request, fn: Callable[[Any], Any]) -> JSONResponse:
 
 
 def _release(rec) -> dict[str, Any]:
+    models = sorted({c.get("model", "?") for c in (rec.manifest.get("components") or {}).values()})
     return {"digest": rec.digest, "name": rec.name, "version": rec.version, "created_at": rec.created_at,
-            "source": rec.source, "files": rec.files}
+            "source": rec.source, "files": rec.files, "models": models}
 
 
 @router.get("/api/releases", summary="Registered releases, newest first")

@@ -38,6 +38,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         hint = " (another process listens there: stop it or pass --port)" if e.errno == errno.EADDRINUSE else ""
         raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from None
+    sock.listen(2048)  # early clients wait in the backlog until uvicorn accepts
     return sock
 
 

@@ -13,7 +13,8 @@ from sluice.store.sql import SqlStore
 
 DEFAULT_URL = "duckdb:///.sluice/sluice.duckdb"
 
-__all__ = ["DEFAULT_URL", "DatasetRecord", "GateRecord", "ReleaseRecord", "RunRecord", "SqlStore", "Store", "open_store"]
+__all__ = ["DEFAULT_URL", "DatasetRecord", "GateRecord", "ReleaseRecord", "RunRecord", "SqlStore", "Store", "StoreInUse",
+           "open_store"]
 
 
 def _register_migrations() -> None:
@@ -45,6 +46,15 @@ def open_store(url: str = DEFAULT_URL, *, migrate: bool = True) -> SqlStore:
     return store
 
 
+class StoreInUse(ConfigError):
+    """Another process (usually ``sluice serve``) holds the DuckDB file."""
+
+    def __init__(self, path: str):
+        super().__init__(f"store {path} is in use by another process (DuckDB allows one writer); "
+                         "stop it or use PostgreSQL")
+        self.path = path
+
+
 def _connect_duckdb(url: str):
     import duckdb
 
@@ -60,9 +70,7 @@ def _connect_duckdb(url: str):
     except duckdb.IOException as e:
         msg = str(e).splitlines()[0]
         if "lock" in msg.lower():
-            raise ConfigError(
-                f"store {path} is in use by another process (DuckDB allows one writer); stop it or use PostgreSQL"
-            ) from None
+            raise StoreInUse(path) from None
         raise ConfigError(f"cannot open store {path}: {msg}") from None
 
 

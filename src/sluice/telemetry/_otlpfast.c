@@ -992,6 +992,20 @@ static int do_span(Ctx *c, Span *s, const uint8_t *p, Py_ssize_t n) {
         }
         return 0;
     }
+    /* a time past int64 fits no BIGINT column: rejected with a reason, as the reference does */
+    if (s->start > (uint64_t)INT64_MAX || s->end > (uint64_t)INT64_MAX) {
+        c->rejected++;
+        if (PyList_GET_SIZE(c->reasons) < 3) {
+            PyObject *name = PyUnicode_DecodeUTF8((const char *)s->name.p, s->name.n, "strict");
+            PyObject *cut = name ? PyUnicode_Substring(name, 0, 100) : NULL;
+            PyObject *msg = cut ? PyUnicode_FromFormat("span '%U' has a start or end time outside 0..2^63-1 ns", cut)
+                                : NULL;
+            Py_XDECREF(name); Py_XDECREF(cut);
+            if (!msg || PyList_Append(c->reasons, msg)) { Py_XDECREF(msg); return -2; }
+            Py_DECREF(msg);
+        }
+        return 0;
+    }
     r = load_attrs(c, s->attrs, s->nattrs);
     if (r == 0) {
         r = fast_span(c, s);
@@ -1043,12 +1057,26 @@ static int resource_ascii(Ctx *c) {
     return 1;
 }
 
+/* Every GIL_EVERY spans (~0.6 ms of work) the decoder lets other threads run: a large body is
+ * decoded in a worker thread, and without this the server's event loop waited for the whole body
+ * (hundreds of ms for 16 MB). Everything the decoder holds is private to this call; the body is
+ * pinned by its Py_buffer. gil_offers() counts the hand-overs, for tests. */
+#define GIL_EVERY 256
+static Py_ssize_t gil_offers_n;
+
+static inline void offer_gil(void) {
+    gil_offers_n++;
+    Py_BEGIN_ALLOW_THREADS
+    Py_END_ALLOW_THREADS
+}
+
 static int do_body(Ctx *c, const uint8_t *p, Py_ssize_t n) {
     const uint8_t *end = p + n;
     Field f;
     int r;
     Span s = {0};
     int rc = 0;
+    Py_ssize_t since_offer = 0;
     /* the structure of the whole body first, as upb does before any attribute is read */
     while ((r = next_field(&p, end, &f)) == 1) {
         if (f.num != 1) continue;
@@ -1080,6 +1108,7 @@ static int do_body(Ctx *c, const uint8_t *p, Py_ssize_t n) {
                 if (h.num != 2) continue; /* scope (1) and schema_url (3) are not read */
                 if (h.wt != 2) { w = BAIL; break; }
                 if ((w = do_span(c, &s, h.d, h.len)) < 0) break;
+                if (++since_offer >= GIL_EVERY) { since_offer = 0; offer_gil(); }
             }
             if (w < 0) { t = w; break; }
         }
@@ -1162,7 +1191,12 @@ static PyObject *setup(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *gil_offers(PyObject *self, PyObject *unused) {
+    return PyLong_FromSsize_t(gil_offers_n);
+}
+
 static PyMethodDef methods[] = {
+    {"gil_offers", gil_offers, METH_NOARGS, "gil_offers() -> how many times decoding let other threads run"},
     {"decode", decode, METH_VARARGS, "decode(body, config, now) -> (columns, count, evals, rejected, reasons)"},
     {"setup", setup, METH_VARARGS, "setup(helpers, slot_of, specials)"},
     {NULL, NULL, 0, NULL},

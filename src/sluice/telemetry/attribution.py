@@ -8,9 +8,10 @@ ancestor in the same write that has it, else from the trace's recorded attributi
 
 The trace's attribution (``trace_attribution``, one row per trace) is the root span's, else
 that of the top-most spans seen so far. OTel exporters send children first (they end first),
-so a span that finds nothing is written with ``unattributed`` bits (1 deployment, 2 release,
+so a child that finds nothing is written with ``unattributed`` bits (1 deployment, 2 release,
 4 cohort) and the trace is marked pending; when attribution arrives later, ``fixups`` says
-which stored spans to update. A field nobody attributes ends as ``""`` (cohort ``default``).
+which stored spans to update. A field nobody attributes ends as ``""`` (cohort ``default``);
+a root never waits (it has no ancestor).
 
 ``plan`` is pure: the writer's sinks read the recorded rows, call it, and write what it says.
 """
@@ -59,13 +60,16 @@ class Plan:
     release: list[str]
     cohort: list[str]  # "default" where nothing attributed it
     unattributed: list[int]
-    upserts: dict[str, Known] = field(default_factory=dict)  # trace_attribution rows to write
+    upserts: dict[str, Known] = field(default_factory=dict)  # traces whose attribution changed
     fixups: list[Fixup] = field(default_factory=list)
+    remember: dict[str, tuple[str, str, str, bool]] = field(default_factory=dict)  # (d, r, c, from root)
 
 
 def plan(trace_ids, span_ids, parent_ids, start_ns, deployments, releases, cohorts,
          known: dict[str, Known]) -> Plan:
     """Inherited values and bits for one write; ``known`` holds the recorded rows of its traces."""
+    if not known and not any(parent_ids):
+        return _roots_only(trace_ids, deployments, releases, cohorts)
     n = len(trace_ids)
     orig = (deployments, releases, cohorts)
     index = {(t, s): i for i, (t, s) in enumerate(zip(trace_ids, span_ids))}
@@ -87,10 +91,14 @@ def plan(trace_ids, span_ids, parent_ids, start_ns, deployments, releases, cohor
     bits = [0] * n
     pending: dict[str, int] = {}
     for i in range(n):
+        t, p = trace_ids[i], parent_ids[i]
+        if not p:  # a root has no ancestor to wait for: what it lacks stays empty
+            if not orig[2][i]:
+                out[2][i] = DEFAULT_COHORT
+            continue
         need = sum(1 << b for b in range(3) if not orig[b][i])
         if not need:
             continue
-        t, p = trace_ids[i], parent_ids[i]
         hops = 0
         while need and p and hops < n:  # nearest ancestor in this write that has the field
             j = index.get((t, p))
@@ -133,7 +141,17 @@ def plan(trace_ids, span_ids, parent_ids, start_ns, deployments, releases, cohor
             m = Known(*k.values(), k.from_root, k.pending_since) if k else Known()
         m.pending_since = since if m.pending_since is None else min(m.pending_since, since)
         result.upserts[t] = m
+    result.remember = {t: (m.deployment, m.release, m.cohort, m.from_root) for t, m in merged.items()}
     return result
+
+
+def _roots_only(trace_ids, deployments, releases, cohorts) -> Plan:
+    """The common write (gateway requests, single-span traces, new traces): nothing to inherit,
+    nothing waits; only remember each trace's attribution for children that may come later."""
+    cohort_out = [c or DEFAULT_COHORT for c in cohorts]
+    remember = {t: (d or "", r or "", c or "", True)
+                for t, d, r, c in zip(trace_ids, deployments, releases, cohorts) if d or r or c}
+    return Plan(list(deployments), list(releases), cohort_out, [0] * len(trace_ids), remember=remember)
 
 
 def _merge(m: Known, values: list[str], *, root: bool) -> None:

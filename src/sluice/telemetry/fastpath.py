@@ -20,6 +20,7 @@ import orjson
 from sluice.telemetry import normalize as n
 from sluice.telemetry.otlp_model import RawSpan
 from sluice.telemetry.writer import SpanBatch
+from sluice.telemetry import values
 
 try:
     from sluice.telemetry import _otlpfast
@@ -73,7 +74,7 @@ def _kind_text(v: Any) -> str:
 
 
 def _resolved_text(v: Any) -> str | None:
-    return n._str(orjson.dumps(v).decode() if isinstance(v, (dict, list)) else v)
+    return n._str(values.dumps(v) if isinstance(v, (dict, list)) else v)
 
 
 def _row_fallback(normalizer: n.Normalizer, sp: RawSpan, now: float) -> tuple[tuple, list[tuple]]:

@@ -14,6 +14,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sluice.evals.result import EvalResult
+from sluice.telemetry import values
 
 FeedbackKind = Literal["thumbs_down", "thumbs_up", "escalation", "refund", "manual_override"]
 
@@ -26,6 +27,13 @@ class Feedback(BaseModel):
     kind: FeedbackKind
     value: Any = None
     comment: str | None = Field(default=None, max_length=10_000)
+
+    @field_validator("value")
+    @classmethod
+    def _bounded(cls, v: Any) -> Any:
+        if values.depth(v) > values.MAX_DEPTH:
+            raise ValueError(f"is nested more than {values.MAX_DEPTH} levels deep")
+        return v
 
     @field_validator("trace_id")
     @classmethod
@@ -41,7 +49,7 @@ def record_feedback(store: Any, fb: Feedback) -> str:
     fid = uuid.uuid4().hex
     store.db.execute(
         "INSERT INTO feedback (id, trace_id, kind, value, comment, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        [fid, fb.trace_id, fb.kind, None if fb.value is None else orjson.dumps(fb.value).decode(),
+        [fid, fb.trace_id, fb.kind, None if fb.value is None else values.dumps(fb.value),
          fb.comment, time.time()],
     )
     return fid

@@ -18,6 +18,7 @@ import orjson
 
 from sluice.telemetry.config import Price, TelemetrySettings
 from sluice.telemetry.otlp_model import RawSpan
+from sluice.telemetry import values
 
 KIND_KEYS = ("openinference.span.kind", "fi.span.kind", "gen_ai.span.kind")
 OPERATION_KINDS = {
@@ -192,7 +193,7 @@ def _resolve(lookups: list[Lookup], a: dict, res: dict, meta: list) -> str | Non
                 if v is None:
                     v = meta[1].get(meta_key)
         if v is not None and v != "":
-            return _str(orjson.dumps(v).decode() if isinstance(v, (dict, list)) else v)
+            return _str(values.dumps(v) if isinstance(v, (dict, list)) else v)
     return None
 
 
@@ -229,7 +230,7 @@ def _attributes_json(a: dict, sp: RawSpan) -> str:
         a["@events"] = [{"name": n, "time_ns": t, "attributes": at} for n, t, at in sp.events]
     if sp.status_message:
         a["@status_message"] = sp.status_message
-    return orjson.dumps(a, option=orjson.OPT_NON_STR_KEYS).decode()
+    return values.dumps(a, option=orjson.OPT_NON_STR_KEYS)
 
 
 def has_evaluations(sp: RawSpan) -> bool:

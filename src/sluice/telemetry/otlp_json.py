@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from sluice.telemetry.otlp_model import Decoded, OtlpError, RawSpan, reject
+from sluice.telemetry.values import INT64, MAX_DEPTH
 
 
 def decode_json(body: bytes) -> Decoded:
@@ -46,6 +47,11 @@ def _json_span(out: Decoded, sp: dict, resource: dict[str, Any], where: str) -> 
     if tid is None or sid is None or pid is None:
         reject(out, f"span '{name}' has an invalid traceId/spanId/parentSpanId (hex expected)")
         return
+    start = _int(_get(sp, "startTimeUnixNano", "start_time_unix_nano"), where + ".startTimeUnixNano")
+    end = _int(_get(sp, "endTimeUnixNano", "end_time_unix_nano"), where + ".endTimeUnixNano")
+    if not (0 <= start < INT64 and 0 <= end < INT64):
+        reject(out, f"span '{name[:100]}' has a start or end time outside 0..2^63-1 ns")
+        return
     status = sp.get("status") or {}
     if not isinstance(status, dict):
         raise OtlpError(f"{where}.status must be an object")
@@ -55,15 +61,13 @@ def _json_span(out: Decoded, sp: dict, resource: dict[str, Any], where: str) -> 
         events.append((str(ev.get("name") or ""), _int(_get(ev, "timeUnixNano", "time_unix_nano"), f"{where}.events[{n}]"),
                        _json_attrs(ev.get("attributes"), f"{where}.events[{n}].attributes")))
     out.spans.append(RawSpan(
-        tid, sid, pid, name,
-        _int(_get(sp, "startTimeUnixNano", "start_time_unix_nano"), where + ".startTimeUnixNano"),
-        _int(_get(sp, "endTimeUnixNano", "end_time_unix_nano"), where + ".endTimeUnixNano"),
+        tid, sid, pid, name, start, end,
         _int(status.get("code"), where + ".status.code"), str(status.get("message") or ""),
         _json_attrs(sp.get("attributes"), where + ".attributes"), resource, events,
     ))
 
 
-def _json_attrs(kvs: Any, where: str) -> dict[str, Any]:
+def _json_attrs(kvs: Any, where: str, level: int = 0) -> dict[str, Any]:
     if kvs is None:
         return {}
     if not isinstance(kvs, list):
@@ -72,24 +76,27 @@ def _json_attrs(kvs: Any, where: str) -> dict[str, Any]:
     for kv in kvs:
         if not isinstance(kv, dict) or not isinstance(kv.get("key"), str):
             raise OtlpError(f"{where} entries need a string 'key'")
-        attrs[kv["key"]] = _json_value(kv.get("value"), f"{where}.{kv['key']}")
+        attrs[kv["key"]] = _json_value(kv.get("value"), f"{where}.{kv['key']}", level)
     return attrs
 
 
-def _json_value(v: Any, where: str) -> Any:
+def _json_value(v: Any, where: str, level: int = 0) -> Any:
     if v is None or v == {}:
         return None
     if not isinstance(v, dict):
         raise OtlpError(f"{where} must be an AnyValue object")
+    if level >= MAX_DEPTH:
+        raise OtlpError(f"{where} is nested more than {MAX_DEPTH} levels deep")
     for key, val in v.items():
         if key in ("stringValue", "string_value", "boolValue", "bool_value", "doubleValue", "double_value"):
             return val
         if key in ("intValue", "int_value"):
-            return _int(val, where)
+            n = _int(val, where)
+            return n if -INT64 <= n < INT64 else str(val)  # beyond int64: kept as its text
         if key in ("arrayValue", "array_value"):
-            return [_json_value(x, where) for x in (val or {}).get("values") or []]
+            return [_json_value(x, where, level + 1) for x in (val or {}).get("values") or []]
         if key in ("kvlistValue", "kvlist_value"):
-            return _json_attrs((val or {}).get("values"), where)
+            return _json_attrs((val or {}).get("values"), where, level + 1)
         if key in ("bytesValue", "bytes_value"):
             return val
     return None  # unknown AnyValue field: ignored, as the spec requires

@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from sluice.telemetry.otlp_model import Decoded, OtlpError, RawSpan, reject
+from sluice.telemetry.values import INT64 as _INT64
 
 _F = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "sluice.otlp_lite"
@@ -89,6 +90,9 @@ def decode_protobuf(body: bytes) -> Decoded:
                 tid, sid, pid = sp.trace_id, sp.span_id, sp.parent_span_id
                 if len(tid) != 16 or len(sid) != 8 or len(pid) not in (0, 8) or tid == _ZERO16 or sid == _ZERO8:
                     reject(out, f"span '{sp.name}' has an invalid trace_id/span_id/parent_span_id")
+                    continue
+                if sp.start_time_unix_nano >= _INT64 or sp.end_time_unix_nano >= _INT64:
+                    reject(out, f"span '{sp.name[:100]}' has a start or end time outside 0..2^63-1 ns")
                     continue
                 events = [(e.name, e.time_unix_nano, attributes(e.attributes)) for e in sp.events] if sp.events else []
                 status = sp.status

@@ -36,7 +36,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from sluice.telemetry import attribution_sql
+from sluice.telemetry import attribution_sql, values
 from sluice.telemetry.normalize import Normalizer
 from sluice.telemetry.otlp_model import RawSpan
 from sluice.telemetry.schema import SPAN_COLUMNS
@@ -55,10 +55,58 @@ class SpanBatch:
     count: int
     evals: list[tuple] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        flag_bad_usage(self)
+        bound_ids(self)
+
     @classmethod
     def from_rows(cls, rows: list[tuple], evals: Iterable[tuple] = ()) -> "SpanBatch":
         columns = list(zip(*rows)) if rows else [() for _ in SPAN_COLUMNS]
         return cls(columns, len(rows), list(evals))
+
+
+_USAGE_COLS = tuple(SPAN_COLUMNS.index(c) for c in ("input_tokens", "output_tokens", "total_tokens", "cost"))
+_ATTRS_COL = SPAN_COLUMNS.index("attributes")
+
+
+def flag_bad_usage(batch: SpanBatch) -> int:
+    """Clear the usage columns of spans whose token counts or cost are negative or absurd, and say
+    why in their attributes (``sluice.usage_invalid``), so no total sums them. Every decoder and
+    the gateway's own spans pass here. Returns how many spans were flagged."""
+    if not batch.count or len(batch.columns) <= max(_USAGE_COLS):
+        return 0
+    cols = [batch.columns[i] for i in _USAGE_COLS]
+    bad = [i for i in range(batch.count)
+           if values.usage_problem(cols[0][i], cols[1][i], cols[2][i], cols[3][i]) is not None]
+    if not bad:
+        return 0
+    fixed = {c: list(batch.columns[c]) for c in (*_USAGE_COLS, _ATTRS_COL)}
+    for i in bad:
+        reason = values.usage_problem(cols[0][i], cols[1][i], cols[2][i], cols[3][i])
+        for c in _USAGE_COLS:
+            fixed[c][i] = None
+        attrs = fixed[_ATTRS_COL][i] or "{}"
+        flag = '"sluice.usage_invalid":' + values.dumps(reason)
+        fixed[_ATTRS_COL][i] = "{" + flag + ("," + attrs[1:] if attrs.strip() != "{}" else "}")
+    for c, col in fixed.items():
+        batch.columns[c] = col
+    return len(bad)
+
+
+_ID_COLS = tuple(SPAN_COLUMNS.index(c) for c in ("cohort", "session_id", "user_id", "deployment", "release", "route"))
+
+
+def bound_ids(batch: SpanBatch) -> int:
+    """Cut identifier columns longer than ``values.MAX_ID_CHARS`` (``values.bound_id``)."""
+    if not batch.count or len(batch.columns) <= max(_ID_COLS):
+        return 0
+    cut = 0
+    for c in _ID_COLS:
+        col = batch.columns[c]
+        if any(v is not None and len(v) > values.MAX_ID_CHARS for v in col):
+            batch.columns[c] = [values.bound_id(v) for v in col]
+            cut += 1
+    return cut
 
 
 class Backpressure(Exception):
@@ -283,7 +331,7 @@ class _DuckSink:
         _cap_memory(conn)
         cols = ", ".join(SPAN_COLUMNS + ("unattributed",))
         self._insert = f"INSERT INTO spans ({cols}) SELECT {cols} FROM sluice_span_batch"
-        self._pruner = attribution_sql.Pruner()
+        self._attribution = attribution_sql.TraceAttribution("duckdb")
         self._insert_evals = f"INSERT INTO span_evals ({', '.join(EVAL_COLUMNS)}) VALUES ({', '.join('?' * len(EVAL_COLUMNS))})"
 
     def write(self, group: list[SpanBatch]) -> None:
@@ -292,7 +340,7 @@ class _DuckSink:
         self.conn.execute("BEGIN TRANSACTION")
         try:
             if count:
-                p = attribution_sql.duck_apply(self.conn, [b.columns for b in group], self._pruner)
+                p = self._attribution.apply(self.conn, [b.columns for b in group])
                 batch = {name: _column(name, [b.columns[i] for b in group], count)
                          for i, name in enumerate(SPAN_COLUMNS) if name not in _ATTRIBUTED}
                 batch.update(deployment=np.array(p.deployment, dtype=object), release=np.array(p.release, dtype=object),
@@ -343,7 +391,7 @@ class _PostgresSink:
 
         self.conn = psycopg.connect(url, autocommit=True)
         self._copy = f"COPY spans ({', '.join(SPAN_COLUMNS + ('unattributed',))}) FROM STDIN"
-        self._pruner = attribution_sql.Pruner()
+        self._attribution = attribution_sql.TraceAttribution("postgres")
         self._insert_evals = (f"INSERT INTO span_evals ({', '.join(EVAL_COLUMNS)}) "
                               f"VALUES ({', '.join(['%s'] * len(EVAL_COLUMNS))})")
 
@@ -351,10 +399,10 @@ class _PostgresSink:
         evals = [e for b in group for e in b.evals]
         with self.conn.transaction(), self.conn.cursor() as cur:
             if any(b.count for b in group):
-                p = attribution_sql.pg_apply(cur, [b.columns for b in group], self._pruner)
+                p = self._attribution.apply(cur, [b.columns for b in group])
                 columns = [attribution_sql.concat([b.columns for b in group], i) for i in range(len(SPAN_COLUMNS))]
-                for name, values in (("deployment", p.deployment), ("release", p.release), ("cohort", p.cohort)):
-                    columns[SPAN_COLUMNS.index(name)] = values
+                for name, fixed in (("deployment", p.deployment), ("release", p.release), ("cohort", p.cohort)):
+                    columns[SPAN_COLUMNS.index(name)] = fixed
                 columns.append(p.unattributed)
                 with cur.copy(self._copy) as copy:
                     for r in zip(*columns):

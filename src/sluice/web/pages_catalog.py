@@ -44,7 +44,7 @@ def gate(request: Request, store: Any):
 
 def _table_row(r) -> dict[str, Any]:
     m = r.measure
-    return {"evaluator": m.evaluator, "cohort": r.cohort_label, "rows": m.n_rows,
+    return {"evaluator": m.evaluator, "cohort": r.cohort_label, "rows": m.n_paired,  # judged on both sides
             "baseline": rate(m.pass_rate_baseline), "candidate": rate(m.pass_rate_candidate),
             "delta": signed(m.pass_delta), "ci": interval(m.pass_delta_ci), "regressed": m.baseline_only,
             "improved": m.candidate_only, "p": pvalue(m.mcnemar_p), "score_delta": signed(m.score_delta, False),

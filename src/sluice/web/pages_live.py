@@ -86,12 +86,10 @@ def deployment(request: Request, store: Any):
     trace_dims(request)
     _, stored = deployment_store.load(store)
     config = stored[name][0] if name in stored else None
-    by_route = health.arm_table(store, win, ("route",), deployment=name, cohort=cohort)
-    if config is None and not by_route and not store.db.query_one(
+    by_route, by_cohort, series = health.deployment_health(store, win, name, cohort)
+    if config is None and not by_cohort and not store.db.query_one(
             "SELECT 1 FROM spans WHERE deployment = ? LIMIT 1", [name]):
         raise NotFoundError(f"no deployment '{name}': it is not configured and no span names it")
-    by_cohort = health.arm_table(store, win, ("route", "cohort"), deployment=name)  # every cohort, always
-    series = health.arm_series(store, win, name, cohort)
     return "deployment.html", {
         "title": f"Deployment {name}", "name": name, "until": q.get("until") or "", "config": config, "win": win, "cohort": cohort,
         "windows": list(health.WINDOWS), "cohorts": sorted({c for _, c in by_cohort}),

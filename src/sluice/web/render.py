@@ -62,10 +62,15 @@ _env = Environment(loader=PackageLoader("sluice.web", "templates"), autoescape=s
 _env.filters.update(pct=pct, ms=ms, when=when, short=short, pretty=pretty, num=num)
 
 
+def extra_pages(app: Any) -> tuple[tuple[str, str], ...]:
+    """Pages that exist only when their part is installed (audit, rollouts); ``dashboard_router``
+    records which it mounted."""
+    return tuple(getattr(app.state, "ui_nav_extra", None) or ())
+
+
 def page(request: Any, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """Render ``template`` with the shared context (the viewer, the optional pages)."""
-    state = request.app.state
     context.setdefault("viewer", None)
     context.setdefault("title", "")
-    body = _env.get_template(template).render(nav=NAV + tuple(getattr(state, "ui_nav_extra", ())), path=request.url.path, **context)
+    body = _env.get_template(template).render(nav=NAV + extra_pages(request.app), path=request.url.path, **context)
     return HTMLResponse(body, status, headers=HEADERS)

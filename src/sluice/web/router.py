@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from sluice.web import pages_catalog, pages_live
+from sluice.web import pages_audit, pages_catalog, pages_live, pages_rollouts
 from sluice.web.access import COOKIE, check_login
 from sluice.web.render import page
 from sluice.web.views import read_form
@@ -46,18 +46,25 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-@asynccontextmanager
-async def _lifespan(app: Any):
-    try:
-        yield
-    finally:
-        dims = getattr(app.state, "ui_trace_dims", None)
-        if dims is not None:
-            await asyncio.to_thread(dims.close)
+EXTRA_PAGES: list[tuple[str, str]] = []  # (path, label) of the optional pages mounted
 
 
-def dashboard_router() -> APIRouter:
-    router = APIRouter(lifespan=_lifespan)
+def dashboard_router(rollouts: Any = None) -> APIRouter:
+    """``rollouts``: the server's ``RolloutService``, through which the rollout page's actions go
+    (webhooks, immediate gateway reload); without it they go straight to the store."""
+
+    @asynccontextmanager
+    async def lifespan(app: Any):
+        app.state.ui_nav_extra = tuple(EXTRA_PAGES)
+        app.state.ui_rollouts = rollouts
+        try:
+            yield
+        finally:
+            dims = getattr(app.state, "ui_trace_dims", None)
+            if dims is not None:
+                await asyncio.to_thread(dims.close)
+
+    router = APIRouter(lifespan=lifespan)
     static = _static_files()
 
     @router.get("/ui/static/{name}", include_in_schema=False)
@@ -98,4 +105,9 @@ def dashboard_router() -> APIRouter:
 
     pages_live.mount(router)
     pages_catalog.mount(router)
+    for module, path, label in ((pages_rollouts, "/ui/rollouts", "Rollouts"), (pages_audit, "/ui/audit", "Audit")):
+        if module.available():
+            module.mount(router)
+            if (path, label) not in EXTRA_PAGES:
+                EXTRA_PAGES.append((path, label))
     return router

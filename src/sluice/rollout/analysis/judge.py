@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from sluice.rollout.analysis import eprocess, mixture
+from sluice.rollout.analysis.state import log_evalues
 from sluice.rollout.measures import Finding, MetricRule
 
 
@@ -59,6 +60,7 @@ def judge_cell(rule: MetricRule, cell: dict, pass_alpha: float, min_samples: int
     c, s = cell["canary"], cell["stable"]
     level = cell["alpha"]
     lf, lp = cell["max_log_fail"], cell["max_log_pass"]
+    now_pass = math.exp(min(log_evalues(cell)[1], 700.0))
     failing = lf >= math.log(1.0 / level)
     mode = cell["fail_mode"] if failing else cell["pass_mode"]
     kind = "rate ratio" if mode == "ratio" else "canary − stable"
@@ -84,7 +86,8 @@ def judge_cell(rule: MetricRule, cell: dict, pass_alpha: float, min_samples: int
     return Finding(metric=rule.metric, cohort=cell["cohort"], outcome=outcome, critical=rule.critical,
                    canary_estimate=_estimate(c, rule.kind), stable_estimate=_estimate(s, rule.kind),
                    bound=bound, margin=rule.margin, canary_samples=c["n"], stable_samples=s["n"],
-                   rule=text, evidence=evidence, relative=rule.relative)
+                   rule=text, evidence=evidence, relative=rule.relative,
+                   non_inferiority=now_pass)
 
 
 def judge(rules: Sequence[MetricRule], state: dict, *,

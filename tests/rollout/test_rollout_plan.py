@@ -55,6 +55,7 @@ def test_default_analysis_when_none_given():
 
 @pytest.mark.parametrize("text, line, words", [
     ("deployment: d\ncandidate: r@2\nsteps:\n  - weight: {bp: 0}\n", 4, "steps[0].weight.bp"),
+    ("deployment: d\ncandidate: r@2\nsteps:\n  - weight: {bp: 10000}\n", 4, "no stable traffic"),
     ("deployment: d\ncandidate: r@2\nsteps:\n  - weight: {bp: 10}\n    pause: {until: manual}\n", 4, "exactly one"),
     ("deployment: d\ncandidate: r@2\nsteps:\n  - pause: {duration: soon}\n", 4, "not a duration"),
     ("deployment: d\ncandidate: r@2\nanalysis:\n  metrics:\n    - {metric: vibes, margin: 1}\nsteps:\n"
@@ -88,4 +89,4 @@ def test_init_scaffolds_a_valid_plan(tmp_path):
     paths = write_project(tmp_path / "p")
     plan = load_plan(paths["rollout"])
     assert plan.deployment == "support" and plan.candidate == "support-agent@1.2.0" and plan.allow_narrow
-    assert plan.steps[-1].weight.bp == 10_000 and "enterprise" in plan.cohorts
+    assert plan.steps[-1].weight.bp == 5000 and "enterprise" in plan.cohorts

@@ -45,3 +45,21 @@ def test_unreachable_receiver_is_retried(store):
     assert webhook.deliver_due(store, now=0.0, timeout_s=2) == 0
     [row] = webhook.pending(store)
     assert row["status"] == "pending" and row["attempts"] == 1 and row["last_error"]
+
+
+def test_service_delivers_decisions_signed_by_the_lease_holder_only(store, monkeypatch):
+    from sluice.rollout import store as rs
+    from sluice.rollout.api import RolloutService
+    from sluice.rollout.settings import RolloutSettings
+
+    monkeypatch.setenv("ROLLOUT_HOOK_SECRET", "k3y")
+    with receiver() as (url, rec):
+        settings = RolloutSettings(interval_s=1, lease_ttl_s=60, webhook={"url": url, "secret_env": "ROLLOUT_HOOK_SECRET"})
+        holder, other = RolloutService(store, settings), RolloutService(store, settings)
+        assert rs.acquire_lease(store, "rollouts", holder.controller.holder, 60)
+        holder.notify({"type": "rollout.decision", "decision": {"action": "promote"}})
+        assert other.side_work() == 0 and rec.requests == []  # not the lease holder: sends nothing
+        assert holder.side_work() == 1
+    [(headers, body)] = rec.requests
+    assert orjson.loads(body)["decision"] == {"action": "promote"}
+    assert webhook.verify("k3y", headers["x-sluice-timestamp"], body, headers["x-sluice-signature"])

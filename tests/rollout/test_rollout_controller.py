@@ -23,7 +23,7 @@ def _plan(**over):
     base = {"deployment": "d", "candidate": "bot@2", "min_requests": 100,
             "analysis": {"metrics": [{"metric": "error_rate", "margin": 0.03, "relative": False, "critical": True,
                                       "min_samples": 100}]},
-            "steps": [{"weight": {"bp": 1000}}, {"weight": {"bp": 10000}}]}
+            "steps": [{"weight": {"bp": 1000}}, {"weight": {"bp": 5000}}]}
     base.update(over)
     return plan_from_json(base)
 
@@ -65,7 +65,7 @@ def test_healthy_canary_advances_then_promotes(store, tmp_path):
     traffic(store, cand, stable, t0=T0 + 1, seconds=60, per_arm=6000, seed=2)
     [(_, d)] = c.tick(now=T0 + 62)
     assert d.action == "advance", d.reason
-    assert _dep(store).canary.weight_bp == 10000 and rs.get(store, ro.id).step_index == 1
+    assert _dep(store).canary.weight_bp == 5000 and rs.get(store, ro.id).step_index == 1
     traffic(store, cand, stable, t0=T0 + 62, seconds=60, per_arm=6000, seed=3)
     [(_, d)] = c.tick(now=T0 + 123)
     assert d.action == "promote", d.reason
@@ -200,3 +200,30 @@ def test_gate_on_the_plans_dataset(store, tmp_path):
         _start(store, _plan(dataset="golden"))
     gid = gate(store, cand, stable, dataset="golden", at=3.0)
     assert _start(store, _plan(dataset="golden")).gate_id == gid
+
+
+def test_put_giving_canary_weight_is_gated_and_forcing_is_logged(store, tmp_path):
+    from sluice.gateway.config import Deployment
+
+    cand, stable = project(store, tmp_path)
+    dep = Deployment.model_validate({"stable": "bot@1", "canary": {"release": "bot@2", "weight_bp": 500}})
+    with pytest.raises(actions.GateRequired):
+        actions.check_put(store, "d", dep, force=False, reason=None, actor="key:ops")
+    actions.check_put(store, "d", dep, force=True, reason="load test", actor="key:ops")
+    [ev] = rs.events(store, "deployment:d")
+    assert (ev["kind"], ev["actor"], ev["figures"]["weight_bp"]) == ("forced_weight", "key:ops", 500)
+    actions.check_put(store, "d", dep.model_copy(update={"canary": None}), force=False, reason=None, actor="x")
+    gate(store, cand, stable)
+    actions.check_put(store, "d", dep, force=False, reason=None, actor="key:ops")  # gated: allowed
+    assert len(rs.events(store, "deployment:d")) == 1
+
+
+def test_no_traffic_never_advances_and_holds_at_max_duration(store, tmp_path):
+    cand, stable = project(store, tmp_path)
+    gate(store, cand, stable)
+    ro = _start(store, _plan(max_duration="10m"))
+    c = Controller(store, SETTINGS)
+    assert c.tick(now=T0 + 300)[0][1].action == "continue"  # idle canary: no data, no advance
+    [(_, d)] = c.tick(now=T0 + 601)
+    assert d.action == "hold" and "maximum duration" in d.reason
+    assert rs.get(store, ro.id).status == "held" and _dep(store).canary.weight_bp == 1000

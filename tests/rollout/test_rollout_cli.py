@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from rollout_setup import gate, project
+from rollout_setup import project
 from sluice.rollout import actions
 from sluice.store import open_store
 

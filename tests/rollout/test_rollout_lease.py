@@ -48,3 +48,44 @@ def test_exactly_one_replica_acts_and_takeover(pg_store, pg_database_url, tmp_pa
         assert cell["canary"]["n"] == 300  # every window counted once, whoever looked
     finally:
         other.close()
+
+
+def test_two_servers_one_controller_and_takeover_on_shutdown(pg_store, pg_database_url, tmp_path):
+    """Two real servers (their own store connections, controllers looking every 0.1 s): while the first
+    holds the lease the second never looks; when the first shuts down (releasing the lease), the second
+    takes over. Waits are bounded polls of state, never timing assertions."""
+    import time
+
+    from sluice.rollout.api import RolloutService, make_router
+    from sluice.server.app import create_app
+    from sluice.server.runner import running
+
+    project(pg_store, tmp_path)
+    settings = RolloutSettings(interval_s=0.1, settle_s=0, lease_ttl_s=30)
+    stores = [open_store(pg_database_url), open_store(pg_database_url)]
+    services = [RolloutService(s, settings) for s in stores]
+
+    def until(cond) -> bool:
+        for _ in range(600):  # at most ~60 s on a loaded machine
+            if cond():
+                return True
+            time.sleep(0.1)
+        return False
+
+    first = running(create_app(stores[0], routers=[make_router(services[0])]))
+    try:
+        first.__enter__()
+        assert until(lambda: services[0].controller.looks > 0)  # the first server takes the lease
+        with running(create_app(stores[1], routers=[make_router(services[1])])):
+            seen = services[0].controller.looks
+            assert until(lambda: services[0].controller.looks >= seen + 10)
+            assert services[1].controller.looks == 0  # the second server runs but does not act
+            first.__exit__(None, None, None)  # the first one shuts down (its lease is released)
+            first = None
+            assert until(lambda: services[1].controller.looks > 0)  # takeover
+            assert rs.lease_holder(pg_store, "rollouts")[0] == services[1].controller.holder
+    finally:
+        if first is not None:
+            first.__exit__(None, None, None)
+        for s in stores:
+            s.close()
