@@ -213,7 +213,8 @@ def run_case(name: str, spec: dict[str, Any], concurrency: int, seed: int) -> di
     if view.get("dropped_cohorts") and view["status"] == "running":
         view["status"] = "narrowed"  # measured at the narrowing; the rest of the canary carries on
     decision = view.get("last_decision") or {}
-    failing = sorted({f["cohort"] for f in decision.get("findings", []) if f["outcome"] == "fail"})
+    failing = sorted({f["cohort"] for f in decision.get("findings", []) if f["outcome"] == "fail"}
+                     | set(view.get("dropped_cohorts") or ()))  # a narrowing names the cohorts it dropped
     fail_rows = [f for f in decision.get("findings", []) if f["outcome"] == "fail"]
     return {"case": name, "expected": spec["expect"], "status": view["status"], "ok": view["status"] == spec["expect"],
             "requests": out["sent"], "seconds": round(out["seconds"], 1), "cohorts_named": failing,
