@@ -62,3 +62,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .sluice sluice-demo .pytest_cache
+
+.PHONY: bench-trace-lookup
+bench-trace-lookup: $(VENV)/.installed-test  ## trace lookup by id (audit, /api/traces) on the dashboard bench's 10M-span store, results in bench/results/trace_lookup.*
+	flock /tmp/sluice-cpu.lock nice $(BIN)/python bench/trace_lookup_bench.py
