@@ -152,9 +152,10 @@ class Gateway:
         router.routes.append(Route("/v1/models", _Endpoint(self.models), methods=["GET"]))
         router.routes.append(Route("/v1/models/{model:path}", _Endpoint(self.model), methods=["GET"]))
         router.routes.append(Route("/metrics", _Endpoint(self.prometheus), methods=["GET"]))
-        router.routes.append(Route("/api/deployments", _Endpoint(self._admin(admin_api.list_deployments, READ_OR_ADMIN)),
+        viewer = READ_OR_ADMIN  # the GETs show what the dashboard shows
+        router.routes.append(Route("/api/deployments", _Endpoint(self._admin(admin_api.list_deployments, viewer)),
                                    methods=["GET"]))
-        router.routes.append(Route("/api/deployments/{name}", _Endpoint(self._admin(admin_api.get_deployment, READ_OR_ADMIN)),
+        router.routes.append(Route("/api/deployments/{name}", _Endpoint(self._admin(admin_api.get_deployment, viewer)),
                                    methods=["GET"]))
         router.routes.append(Route("/api/deployments/{name}", _Endpoint(self._admin(admin_api.put_deployment)),
                                    methods=["PUT"]))
