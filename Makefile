@@ -66,3 +66,7 @@ clean:
 .PHONY: bench-groundedness
 bench-groundedness: $(VENV)/.installed-test  ## groundedness backends and baselines on labelled data, results in bench/results/groundedness.*
 	$(BIN)/python bench/groundedness_bench.py
+
+.PHONY: bench-trace-lookup
+bench-trace-lookup: $(VENV)/.installed-test  ## trace lookup by id (audit, /api/traces) on the dashboard bench's 10M-span store, results in bench/results/trace_lookup.*
+	flock /tmp/sluice-cpu.lock nice $(BIN)/python bench/trace_lookup_bench.py

@@ -51,22 +51,15 @@ def put(store: Any, spans: list[RawSpan]) -> None:
     """Committed when this returns, through the span writer's own sink (columnar on DuckDB)."""
     rows, evals = Normalizer().rows(spans)
     batch = SpanBatch.from_rows(rows, evals)
-    if store.db.dialect.name == "postgres":
-        sink = _sink_for(store)
-        try:
+    sink = _sink_for(store)
+    try:
+        if store.db.dialect.name == "postgres":
             sink.write([batch])
-        finally:
-            sink.close()
-        return
-    # one DuckDB sink per store: a second one would trip over the first's unfinished settings query
-    sink = _duck_sinks.get(id(store))
-    if sink is None or sink[0] is not store:
-        sink = _duck_sinks[id(store)] = (store, _sink_for(store))
-    with store.db.lock:
-        sink[1].write([batch])
-
-
-_duck_sinks: dict[int, tuple[Any, Any]] = {}
+        else:
+            with store.db.lock:  # the sink's cursor shares the store's DuckDB database
+                sink.write([batch])
+    finally:
+        sink.close()
 
 
 def put_eval(store: Any, trace: str, evaluator: str, passed: bool, at: float) -> None:

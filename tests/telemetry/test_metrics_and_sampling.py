@@ -156,3 +156,23 @@ def test_feedback_with_an_upper_case_trace_id_joins_its_trace(loaded):
     assert [f["kind"] for f in feedback_for(loaded, tid(10))] == ["thumbs_down"]
     rec, _, _ = from_traces(loaded, "unhappy", by="feedback")
     assert by(loaded.get_dataset_rows(rec.version), id=tid(10))["metadata"]["feedback"] == ["thumbs_down"]
+
+
+@pytest.mark.parametrize("preset", [None, "100MB"])
+def test_duckdb_sink_leaves_no_open_result_on_its_cursor(duckdb_store, preset):
+    """Reading memory_limit with fetchone left the settings query open on the sink's cursor when no
+    SET followed (limit already <= 1 GiB, e.g. every sink after the first): a second sink on the
+    same store then met "connection has an unfinished result"."""
+    import duckdb
+
+    from sluice.telemetry.writer import _sink_for
+
+    if preset:
+        duckdb_store.db.conn.execute(f"SET memory_limit = '{preset}'")
+    for _ in range(2):  # the second sink finds the limit the first one set
+        sink = _sink_for(duckdb_store)
+        try:
+            with pytest.raises(duckdb.InvalidInputException, match="No open result set"):
+                sink.conn.fetchone()
+        finally:
+            sink.close()

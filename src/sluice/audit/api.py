@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse
 
 from sluice.audit.log import list_audit, verify_chain
 from sluice.errors import SluiceError
-from sluice.server.security import ADMIN_SCOPES, AuthFailed, authorize
+from sluice.server.security import READ_SCOPES, AuthFailed, authorize
 from sluice.telemetry.timespec import parse_instant_ns
 
 router = APIRouter()
@@ -17,7 +17,7 @@ router = APIRouter()
 
 def _denied(request: Request) -> JSONResponse | None:
     try:
-        authorize(request, ADMIN_SCOPES)
+        authorize(request, READ_SCOPES)  # read-only views
     except AuthFailed as e:
         return JSONResponse({"error": e.message}, e.status)
     return None

@@ -27,8 +27,7 @@ def serve(
     """Run the Sluice server: the gateway (/v1/chat/completions), OTLP ingest, feedback, metrics, rollout
     controller (/api/rollouts), audit, health, dashboard (/ui)."""
     from sluice.auth.keys import KeyRing
-    from sluice.gateway.app import make_gateway
-    from sluice.server.app import create_app
+    from sluice.server.assemble import assemble
     from sluice.server.runner import bind, serve_forever
     from sluice.server.security import refuse_open_bind
 
@@ -37,20 +36,8 @@ def serve(
     port = port or settings.server.port
     store = context.store()
     refuse_open_bind(host, KeyRing(store), insecure)
-    gateway = make_gateway(settings.gateway, store)  # resolves every deployment's releases up front
-    gateway.require_gate = settings.rollout.require_gate
-    from sluice.audit.api import router as audit_api
-    from sluice.monitor.api import router as monitor_api
-    from sluice.monitor.service import MonitorService
-    from sluice.rollout.api import RolloutService, make_router
-    from sluice.server.catalog import router as catalog
-    from sluice.web import dashboard_router
-
-    rollouts = RolloutService(store, settings.rollout, reload=gateway.reload)
-    monitors = MonitorService(store, settings.monitoring)  # evaluated on a schedule; one replica at a time
-    routers = [gateway.router, catalog, make_router(rollouts), audit_api, monitor_api, monitors.router,
-               dashboard_router(rollouts)]
-    app = create_app(store, telemetry_settings(telemetry), routers=routers)
+    built = assemble(store, settings, telemetry_settings(telemetry))
+    app, gateway = built.app, built.gateway
     err = context.console_err()
     for var, where in missing_key_variables(gateway.deployments):
         err.print(f"[yellow]warning:[/] environment variable {var} is not set: {where} will answer 503 "

@@ -13,8 +13,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     from sluice.config import load_settings
-    from sluice.gateway.app import make_gateway
-    from sluice.server.app import create_app
+    from sluice.server.assemble import assemble
     from sluice.server.runner import serve_until_stopped
     from sluice.auth.keys import KeyRing
     from sluice.errors import ConfigError
@@ -36,8 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         store.close()
         print(f"error: {e}", file=sys.stderr)
         return 3
-    gateway = make_gateway(settings.gateway, store)
-    serve_until_stopped(create_app(store, settings.telemetry, routers=[gateway.router]), args.host, args.port)
+    try:
+        app = assemble(store, settings).app
+    except ConfigError as e:  # a bad gateway section: one line, not a traceback
+        store.close()
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    serve_until_stopped(app, args.host, args.port)
     store.close()
     return 0
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.auth.keys import ADMIN, GATEWAY
+from sluice.auth.keys import ADMIN, GATEWAY, READ
 from sluice.gateway import protocol
 from sluice.gateway.execute import GatewayFailure
 
 GATEWAY_SCOPES = frozenset({GATEWAY, ADMIN})
 ADMIN_ONLY = frozenset({ADMIN})
+READ_OR_ADMIN = frozenset({READ, ADMIN})  # GET /api/deployments[/name]
 
 
 def authorize(ring: Any, scope, headers: dict[str, str], scopes: frozenset[str] = GATEWAY_SCOPES) -> Any:

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from sluice.gateway import access, admin_api, deployment_store, dispatch, follow, metrics, protocol
 from sluice.gateway import openai_surface as surface
-from sluice.gateway.access import ADMIN_ONLY, GATEWAY_SCOPES
+from sluice.gateway.access import ADMIN_ONLY, GATEWAY_SCOPES, READ_OR_ADMIN
 from sluice.gateway.answers import models_body
 from sluice.gateway.breaker import Breakers
 from sluice.gateway.config import GatewaySettings
@@ -152,9 +152,10 @@ class Gateway:
         router.routes.append(Route("/v1/models", _Endpoint(self.models), methods=["GET"]))
         router.routes.append(Route("/v1/models/{model:path}", _Endpoint(self.model), methods=["GET"]))
         router.routes.append(Route("/metrics", _Endpoint(self.prometheus), methods=["GET"]))
-        router.routes.append(Route("/api/deployments", _Endpoint(self._admin(admin_api.list_deployments)),
+        viewer = READ_OR_ADMIN  # the GETs show what the dashboard shows
+        router.routes.append(Route("/api/deployments", _Endpoint(self._admin(admin_api.list_deployments, viewer)),
                                    methods=["GET"]))
-        router.routes.append(Route("/api/deployments/{name}", _Endpoint(self._admin(admin_api.get_deployment)),
+        router.routes.append(Route("/api/deployments/{name}", _Endpoint(self._admin(admin_api.get_deployment, viewer)),
                                    methods=["GET"]))
         router.routes.append(Route("/api/deployments/{name}", _Endpoint(self._admin(admin_api.put_deployment)),
                                    methods=["PUT"]))
@@ -164,10 +165,10 @@ class Gateway:
         router.routes.append(Route("/v1/{rest:path}", _Endpoint(self.unsupported)))
         return router
 
-    def _admin(self, handler):
+    def _admin(self, handler, scopes: frozenset[str] = ADMIN_ONLY):
         async def endpoint(scope, receive, send) -> None:
             try:
-                scope["sluice.key"] = self._authorize(scope, protocol.headers_of(scope), ADMIN_ONLY)  # audit actor
+                scope["sluice.key"] = self._authorize(scope, protocol.headers_of(scope), scopes)  # audit actor
                 await handler(self, scope, receive, send)
             except GatewayFailure as f:
                 await protocol.send_error(send, f, [])

@@ -8,14 +8,14 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse
 
 from sluice.errors import NotFoundError, SluiceError
-from sluice.server.security import ADMIN_SCOPES, AuthFailed, authorize
+from sluice.server.security import READ_SCOPES, AuthFailed, authorize
 
 router = APIRouter()
 
 
 def _denied(request: Request) -> JSONResponse | None:
     try:
-        authorize(request, ADMIN_SCOPES)
+        authorize(request, READ_SCOPES)  # read-only views
     except AuthFailed as e:
         return JSONResponse({"error": e.message}, e.status)
     return None

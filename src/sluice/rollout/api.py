@@ -31,7 +31,7 @@ from sluice.rollout.controller import Controller, initial_state
 from sluice.rollout.online_eval import OnlineEvaluation
 from sluice.rollout.plan import parse_plan, plan_from_json
 from sluice.rollout.settings import RolloutSettings
-from sluice.server.security import ADMIN_SCOPES, AuthFailed, authorize
+from sluice.server.security import ADMIN_SCOPES, READ_SCOPES, AuthFailed, authorize
 
 log = logging.getLogger("sluice.rollout")
 MANUAL = ("pause", "resume", "promote", "abort")
@@ -138,9 +138,10 @@ def _status(e: SluiceError) -> int:
 def make_router(service: RolloutService) -> APIRouter:
     router = APIRouter(lifespan=service.lifespan)
 
-    async def call(request: Request, fn: Callable[[str], Any], status: int = 200) -> JSONResponse:
+    async def call(request: Request, fn: Callable[[str], Any], status: int = 200,
+                   scopes: frozenset[str] = ADMIN_SCOPES) -> JSONResponse:
         try:
-            key = authorize(request, ADMIN_SCOPES)
+            key = authorize(request, scopes)
         except AuthFailed as e:
             return JSONResponse({"error": e.message}, e.status)
         actor = f"key:{key.name}" if key is not None else "api"
@@ -170,18 +171,18 @@ def make_router(service: RolloutService) -> APIRouter:
                     status: str | None = Query(None, description="comma-separated statuses")) -> JSONResponse:
         wanted = tuple(s.strip() for s in status.split(",") if s.strip()) if status else None
         return await call(request, lambda _: {"data": [r.view() for r in rs.list_rollouts(
-            service.store, deployment=deployment, status=wanted)]})
+            service.store, deployment=deployment, status=wanted)]}, scopes=READ_SCOPES)
 
     @router.get("/api/rollouts/{rollout_id}", summary="One rollout: step, status, last decision with its findings")
     async def get(request: Request, rollout_id: str) -> JSONResponse:
-        return await call(request, lambda _: actions.get(service.store, rollout_id).view())
+        return await call(request, lambda _: actions.get(service.store, rollout_id).view(), scopes=READ_SCOPES)
 
     @router.get("/api/rollouts/{rollout_id}/events", summary="The rollout's event log: who, what, why, figures")
     async def events(request: Request, rollout_id: str, after: int = 0) -> JSONResponse:
         def run(_: str) -> dict[str, Any]:
             actions.get(service.store, rollout_id)
             return {"data": rs.events(service.store, rollout_id, after=after)}
-        return await call(request, run)
+        return await call(request, run, scopes=READ_SCOPES)
 
     @router.post("/api/rollouts/{rollout_id}/{action}", summary="pause, resume, promote or abort by hand")
     async def act(request: Request, rollout_id: str, action: str) -> JSONResponse:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse
 
 from sluice.errors import SluiceError
-from sluice.server.security import ADMIN_SCOPES, AuthFailed, authorize
+from sluice.server.security import READ_SCOPES, AuthFailed, authorize
 from sluice.telemetry.metrics import DIMENSIONS, MetricsQuery, compute_metrics
 from sluice.telemetry.release_refs import traced_values
 from sluice.telemetry.timespec import parse_duration, parse_instant_ns
@@ -30,7 +30,7 @@ async def metrics(
     group_by: str = Query(",".join(DIMENSIONS), description="comma-separated subset of " + ", ".join(DIMENSIONS)),
 ) -> JSONResponse:
     try:
-        authorize(request, ADMIN_SCOPES)
+        authorize(request, READ_SCOPES)
     except AuthFailed as e:
         return JSONResponse({"error": e.message}, e.status)
     try:
@@ -51,7 +51,7 @@ async def metrics(
 @router.get("/api/traces/{trace_id}", summary="One trace: spans, evaluation results, feedback")
 async def trace(request: Request, trace_id: str) -> JSONResponse:
     try:
-        authorize(request, ADMIN_SCOPES)
+        authorize(request, READ_SCOPES)
     except AuthFailed as e:
         return JSONResponse({"error": e.message}, e.status)
     found = await asyncio.to_thread(get_trace, request.app.state.store, trace_id)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
 from sluice.errors import NotFoundError, SluiceError
-from sluice.server.security import ADMIN_SCOPES, AuthFailed, authorize
+from sluice.server.security import READ_SCOPES, AuthFailed, authorize
 
 router = APIRouter()
 
@@ -22,7 +22,7 @@ router = APIRouter()
 async def _read(request: Request, fn: Callable[[Any], Any]) -> JSONResponse:
     """Authorise, run a store read off the event loop, map Sluice errors to 404/400."""
     try:
-        authorize(request, ADMIN_SCOPES)
+        authorize(request, READ_SCOPES)
     except AuthFailed as e:
         return JSONResponse({"error": e.message}, e.status)
     try:

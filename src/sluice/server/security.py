@@ -1,7 +1,8 @@
 """Request authentication: which key a request carries and whether its scope admits it.
 
 Ingest endpoints take ``Authorization: Bearer <key>`` (or ``X-Api-Key``, which traceAI's exporter
-sends) with scope ``ingest`` or ``admin``; read APIs need ``admin``. While no key exists in the
+sends) with scope ``ingest`` or ``admin``; the read-only ``GET /api/*`` endpoints take ``read`` or
+``admin`` (``READ_SCOPES``), everything that acts or shows keys needs ``admin``. While no key exists in the
 store the server is open, which is why every entry point refuses a non-loopback bind without keys
 (``refuse_open_bind``); once the store has held a key it stays closed.
 """
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from sluice.auth.keys import ADMIN, INGEST, SCOPES, ApiKey, KeyRing
+from sluice.auth.keys import ADMIN, INGEST, READ, SCOPES, ApiKey, KeyRing
 
 INGEST_SCOPES = frozenset({INGEST, ADMIN})
 ADMIN_SCOPES = frozenset({ADMIN})
+READ_SCOPES = frozenset({READ, ADMIN})  # what the dashboard shows, as JSON
 ANY_SCOPE = frozenset(SCOPES)
 
 

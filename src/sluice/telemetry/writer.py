@@ -327,7 +327,8 @@ _UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
 class _DuckSink:
     def __init__(self, conn):
         self.conn = conn
-        conn.execute(f"SET checkpoint_threshold = '{DUCKDB_CHECKPOINT_THRESHOLD}'")
+        # sql(), not execute(): nothing is left open on the cursor (see _cap_memory)
+        conn.sql(f"SET checkpoint_threshold = '{DUCKDB_CHECKPOINT_THRESHOLD}'")
         _cap_memory(conn)
         cols = ", ".join(SPAN_COLUMNS + ("unattributed",))
         self._insert = f"INSERT INTO spans ({cols}) SELECT {cols} FROM sluice_span_batch"
@@ -363,7 +364,11 @@ class _DuckSink:
 
 
 def _cap_memory(conn) -> None:
-    text = conn.execute("SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'").fetchone()[0]
+    """Read through a relation, fully consumed: a fetchone left the query open on the cursor when no
+    SET followed, and the next sink on the store met "connection has an unfinished result"."""
+    rows = conn.sql("SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'").fetchall()
+    text = rows[0][0] if rows else ""
+
     number, _, unit = str(text).partition(" ")
     try:
         current = float(number) * _UNITS[unit]
@@ -371,7 +376,7 @@ def _cap_memory(conn) -> None:
         log.warning("span writer: unexpected DuckDB memory_limit %r; left as it is", text)
         return
     if current > DUCKDB_MEMORY_LIMIT_BYTES:
-        conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT_BYTES // 2**20}MiB'")
+        conn.sql(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT_BYTES // 2**20}MiB'")
 
 
 def _column(name: str, parts: list[tuple], count: int) -> np.ndarray:

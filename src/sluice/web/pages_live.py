@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,16 +9,13 @@ from fastapi import APIRouter, Request
 from sluice.errors import ConfigError, NotFoundError, SluiceError
 from sluice.gateway import deployment_store
 from sluice.telemetry.timespec import parse_instant_ns
-from sluice.telemetry.feedback import feedback_for
-from sluice.telemetry.schema import SPAN_COLUMNS
-from sluice.telemetry.traces import get_trace, span_dict
+from sluice.telemetry.traces import get_trace
 from sluice.web import health
 from sluice.web.redact import redact
 from sluice.web.views import Page, register, trace_dims
 
 ROUTE_ORDER = ("stable", "canary", "shadow", "fallback", "cache")
 TRACE_LIMIT = 100
-HOUR_NS = 3600 * 1_000_000_000
 FILTERS = ("deployment", "release", "route", "cohort", "status")
 
 
@@ -164,40 +160,9 @@ def trace(request: Request, store: Any):
 
 
 def get_trace_near(store: Any, trace_id: str, hint: str | None) -> dict[str, Any]:
-    """``get_trace`` without reading the whole ``trace_id`` column when it can be helped.
-
-    The span table has no index on ``trace_id`` (it would cost ingest); a time cut lets DuckDB
-    skip the row groups outside it. So look first within an hour of ``hint`` (a span's
-    ``start_ns``, which the search results pass along), else in the last hour, then the last day,
-    and only then everywhere: a recent trace is found quickly, an old one costs one full read."""
-    now = time.time_ns()
-    if hint and hint.isdigit():
-        ranges = [(int(hint) - HOUR_NS, int(hint) + HOUR_NS)]
-    else:
-        ranges = [(now - HOUR_NS, None), (now - 24 * HOUR_NS, now - HOUR_NS)]
-    cols = ", ".join(SPAN_COLUMNS)
-    rows: list[tuple] = []
-    for low, high in ranges:
-        sql = f"SELECT {cols} FROM spans WHERE trace_id = ? AND start_ns >= ?"
-        params: list[Any] = [trace_id, low]
-        if high is not None:
-            sql += " AND start_ns < ?"
-            params.append(high)
-        rows = store.db.query(sql + " ORDER BY start_ns, span_id", params)
-        if rows:
-            break
-    if not rows:
-        return get_trace(store, trace_id)
-    # the trace's other spans may lie just outside the range that found the first ones
-    first = min(r[SPAN_COLUMNS.index("start_ns")] for r in rows)
-    rows = store.db.query(f"SELECT {cols} FROM spans WHERE trace_id = ? AND start_ns >= ? AND start_ns < ? "
-                          "ORDER BY start_ns, span_id", [trace_id, first - 24 * HOUR_NS, first + 24 * HOUR_NS])
-    evals = store.db.query("SELECT span_id, evaluator, passed, score, label, source FROM span_evals "
-                           "WHERE trace_id = ? ORDER BY created_at, evaluator", [trace_id])
-    return {"trace_id": trace_id, "spans": [span_dict(r) for r in rows],
-            "evaluations": [dict(zip(("span_id", "evaluator", "passed", "score", "label", "source"), e))
-                            for e in evals],
-            "feedback": feedback_for(store, trace_id)}
+    """``get_trace`` near ``hint`` (a span's ``start_ns``, which the search results pass along);
+    telemetry/traces.py bounds the read by time so a recent trace does not cost a full scan."""
+    return get_trace(store, trace_id, int(hint) if hint and hint.isdigit() else None)
 
 
 def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
