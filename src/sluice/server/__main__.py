@@ -12,11 +12,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     from sluice.server.app import create_app
-    from sluice.server.runner import serve_until_stopped
-    from sluice.auth.keys import KeyRing
-    from sluice.errors import ConfigError
-    from sluice.server.security import refuse_open_bind
-    from sluice.store import open_store
+    from sluice.server.runner import open_store_to_serve, serve_until_stopped
     from sluice.telemetry.config import TelemetrySettings, load_telemetry_settings
 
     p = argparse.ArgumentParser(prog="python -m sluice.server")
@@ -26,12 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind while no API key exists")
     p.add_argument("--telemetry", default=None)
     args = p.parse_args(argv)
-    store = open_store(args.store)
-    try:
-        refuse_open_bind(args.host, KeyRing(store), args.insecure)
-    except ConfigError as e:
-        store.close()
-        print(f"error: {e}", file=sys.stderr)
+    store = open_store_to_serve(args.store, args.host, args.insecure)
+    if store is None:
         return 3
     settings = load_telemetry_settings(args.telemetry) if args.telemetry else TelemetrySettings()
     serve_until_stopped(create_app(store, settings), args.host, args.port)
