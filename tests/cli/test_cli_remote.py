@@ -98,3 +98,34 @@ def test_cli_works_through_a_running_server(tmp_path):
         line = error_line(needs_store)
         assert f"in use by sluice serve at {url}" in line and "keys" in line
     assert not announced.exists()  # removed when the server stops
+
+
+def test_audit_works_through_a_running_server(tmp_path):
+    """The README tour runs ``sluice audit $TRACE`` while ``sluice serve`` holds the store."""
+    sluice = Sluice(tmp_path, f"duckdb:///{tmp_path}/s.duckdb")
+    folder = write_release(tmp_path, "toy", "1.0.0", script=GOOD_SCRIPT)
+    digest = json.loads(sluice("release", "register", str(folder), "--json").stdout)[0]["digest"]
+    with serving(sluice, free_port()) as url:
+        now_ns = time.time_ns()
+        span = {"traceId": "ef" * 16, "spanId": "cd" * 8, "name": "chat", "startTimeUnixNano": str(now_ns - 10**9),
+                "endTimeUnixNano": str(now_ns), "attributes": [
+                    {"key": "sluice.release", "value": {"stringValue": digest}},
+                    {"key": "sluice.deployment", "value": {"stringValue": "support"}}]}
+        r = httpx.post(url + "/v1/traces", json={"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}, timeout=30)
+        assert r.status_code == 200, r.text
+
+        one = sluice("audit", "ef" * 16, "--json")
+        assert one.returncode == 0, one.stderr
+        report = json.loads(one.stdout)
+        assert report["found"] is True and "toy" in json.dumps(report)
+        shown = sluice("audit", "ef" * 16)
+        assert shown.returncode == 0 and "toy@1.0.0" in shown.stdout, shown.stdout + shown.stderr
+        unknown = sluice("audit", "01" * 16)
+        assert unknown.returncode == 3, unknown.stdout + unknown.stderr
+
+        log = sluice("audit", "log", "--json")
+        assert log.returncode == 0, log.stderr
+        assert [e["action"] for e in json.loads(log.stdout)["entries"]][:1] == ["release.registered"]
+        assert "release.registered" in sluice("audit", "log").stdout
+        verify = sluice("audit", "verify")
+        assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr

@@ -4,7 +4,7 @@ DuckDB admits one process per file. ``sluice serve`` writes its URL to ``<store 
 while it runs; a command that finds the store locked and that file present talks to the
 server's HTTP API instead (``Authorization: Bearer $SLUICE_API_KEY``, an admin key, once keys
 exist). The commands that can: ``release list|show``, ``dataset list``, ``keys create|list|revoke``,
-``metrics``. Others say the store is in use, by which server, and what to do. PostgreSQL stores
+``metrics``, ``audit``. Others say the store is in use, by which server, and what to do. PostgreSQL stores
 need none of this: every process opens them.
 """
 
@@ -19,7 +19,7 @@ import httpx
 from sluice.errors import ConfigError, NotFoundError, SluiceError
 
 KEY_ENV = "SLUICE_API_KEY"
-REMOTE_COMMANDS = "release list|show, dataset list, keys, metrics"
+REMOTE_COMMANDS = "release list|show, dataset list, keys, metrics, audit"
 
 
 def server_file(store_path: str) -> Path:
@@ -55,7 +55,8 @@ class Remote:
         key = os.environ.get(KEY_ENV)
         self.headers = {"authorization": f"Bearer {key}"} if key else {}
 
-    def call(self, method: str, path: str, *, params: dict | None = None, json: Any = None) -> Any:
+    def call(self, method: str, path: str, *, params: dict | None = None, json: Any = None,
+             answer_404: bool = False) -> Any:
         try:
             r = httpx.request(method, self.base_url + path, params={k: v for k, v in (params or {}).items()
                                                                      if v is not None},
@@ -71,7 +72,7 @@ class Remote:
         if r.status_code in (401, 403):
             raise ConfigError(f"the server at {self.base_url} refused: {body.get('error')}; "
                               f"set {KEY_ENV} to an admin key")
-        if r.status_code == 404:
+        if r.status_code == 404 and not answer_404:
             raise NotFoundError(str(body.get("error") or body))
         if r.status_code >= 400:
             raise SluiceError(f"the server at {self.base_url} answered {r.status_code}: {body.get('error') or body}")
