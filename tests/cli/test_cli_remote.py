@@ -129,3 +129,15 @@ def test_audit_works_through_a_running_server(tmp_path):
         assert "release.registered" in sluice("audit", "log").stdout
         verify = sluice("audit", "verify")
         assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
+
+
+def test_rollout_commands_find_the_server_that_holds_the_store(tmp_path):
+    """``sluice rollout …`` while ``sluice serve`` (on a port the config does not name) holds the store:
+    the announced URL is used, not an error about the store being in use."""
+    sluice = Sluice(tmp_path, f"duckdb:///{tmp_path}/s.duckdb")
+    with serving(sluice, free_port()):
+        listed = sluice("rollout", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert json.loads(listed.stdout)["data"] == []
+        missing = sluice("rollout", "status", "ro-nope")
+        assert missing.returncode == 3 and "ro-nope" in error_line(missing), missing.stderr

@@ -3,7 +3,7 @@
 Talks to a running server (``--server URL`` or ``$SLUICE_SERVER``; admin key from ``$SLUICE_API_KEY``)
 or, without one, to the store directly — where the controller of a ``sluice serve`` on the same
 store picks the rollout up. An embedded (DuckDB) store held by a running server cannot be opened
-twice, so then the server at ``server.host:port`` is used instead.
+twice, so then the server it names in ``<store file>.server`` (else ``server.host:port``) is used.
 
 ``wait`` exit codes: 0 promoted, 1 rolled back (or aborted), 2 held, 6 narrowed, 7 timeout.
 """
@@ -68,6 +68,9 @@ def _client(server: str | None) -> Any:
     if server:
         return _Remote(server)
     try:
+        held = context.remote()  # the sluice serve that announced itself holding the embedded store
+        if held is not None:
+            return _Remote(held.base_url)
         return _Local()
     except ConfigError as e:
         if "in use by another process" not in e.message:
