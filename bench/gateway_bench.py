@@ -697,7 +697,9 @@ def overload(args: argparse.Namespace) -> dict[str, Any]:
         rows = []
         for multiple in args.multiples:
             rate = capacity * multiple
+            before = _shed_counters(base)
             r = load(target["url"], "bench", rate, args.duration, args.warmup, max_in_flight=50_000)
+            after = _shed_counters(base)
             admitted = sorted(r["latencies_ms"])
             shed = sorted(r["shed_latencies_ms"])
             other = {k: v for k, v in r["errors"].items() if k != "503"}
@@ -705,7 +707,8 @@ def overload(args: argparse.Namespace) -> dict[str, Any]:
                    "admitted_rps": r["achieved_rps"], "shed": len(shed),
                    "shed_share": round(len(shed) / max(r["sent"], 1), 4), "other_errors": other,
                    "admitted_p50_ms": pct(admitted, .5), "admitted_p99_ms": pct(admitted, .99),
-                   "shed_p50_ms": pct(shed, .5), "shed_p99_ms": pct(shed, .99), "loadavg": loadavg()}
+                   "shed_p50_ms": pct(shed, .5), "shed_p99_ms": pct(shed, .99), "loadavg": loadavg(),
+                   "gateway_counters": {k: after.get(k, 0) - before.get(k, 0) for k in after}}
             row["ok"] = row["admitted_p99_ms"] is not None and row["admitted_p99_ms"] <= OVERLOAD_P99_MS
             print(f"  {multiple}x = {rate}/s: admitted {row['admitted']} (p99 {row['admitted_p99_ms']} ms), "
                   f"shed {row['shed']} (p99 {row['shed_p99_ms']} ms), other errors {other}", flush=True)
@@ -717,6 +720,23 @@ def overload(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
     result["loadavg_end"] = loadavg()
     return result
+
+
+def _shed_counters(base: str) -> dict[str, float]:
+    """The gateway's own shedding counters (``GET /metrics``; the bench store has no keys)."""
+    import urllib.request
+
+    wanted = ("sluice_gateway_shed_total", "sluice_gateway_shed_lag_total", "sluice_gateway_requests_total")
+    out: dict[str, float] = {}
+    try:
+        text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in wanted:
+            out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
 
 
 def overload_markdown(r: dict[str, Any]) -> str:
@@ -734,6 +754,8 @@ def overload_markdown(r: dict[str, Any]) -> str:
                      f"{row['admitted_p50_ms']} / {row['admitted_p99_ms']} ms | {row['shed']} ({row['shed_share']:.1%}) | "
                      f"{row['shed_p50_ms']} / {row['shed_p99_ms']} ms | {row['other_errors'] or '–'} | "
                      f"{'yes' if row['ok'] else '**no**'} |")
+    lines += ["", "Gateway counters per rate (`/metrics` deltas; `shed_lag` = shed for event-loop lag): " + "; ".join(
+        f"{row['multiple']}×: {row.get('gateway_counters')}" for row in r["overload"])]
     return "\n".join(lines) + "\n"
 
 

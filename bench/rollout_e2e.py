@@ -221,12 +221,13 @@ def main() -> None:
     p.add_argument("--cases", default="aa,regression,narrow,eval")
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--results-name", default="rollout_e2e", help="results file stem under bench/results/")
     args = p.parse_args()
     results = [run_case(c, CASES[c], args.concurrency, args.seed) for c in args.cases.split(",")]
     RESULTS.mkdir(exist_ok=True)
     meta = {"python": platform.python_version(), "machine": platform.machine(), "cpus": __import__("os").cpu_count(),
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "concurrency": args.concurrency}
-    (RESULTS / "rollout_e2e.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    (RESULTS / f"{args.results_name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     lines = ["# Rollout end to end through the real gateway", "",
              f"{meta['when']}, {meta['cpus']} CPUs, Python {meta['python']}, {args.concurrency} concurrent clients; "
              "`make bench-rollout-e2e`.", "",
@@ -234,7 +235,7 @@ def main() -> None:
     for r in results:
         lines.append(f"| {r['case']} | {r['expected']} | **{r['status']}** | {r['requests']:,} | {r['seconds']} | "
                      f"{', '.join(r['cohorts_named']) or '—'} | {(r['reason'] or '').replace('|', '/')[:220]} |")
-    (RESULTS / "rollout_e2e.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.results_name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if not all(r["ok"] for r in results):
         raise SystemExit(1)

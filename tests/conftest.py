@@ -13,6 +13,11 @@ import pytest
 
 from sluice.store import open_store
 
+# No event-loop-lag shedding in servers the tests start (subprocesses inherit it): a loaded machine
+# lags every process, and a test's requests must not get 503s for that. Tests of the shedding set
+# ``shed_lag_ms`` themselves.
+os.environ.setdefault("SLUICE_SHED_LAG_MS", "0")
+
 PG_URL = os.environ.get("SLUICE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _pg_skip_reason: list[str] = []
 

@@ -90,12 +90,12 @@ class _Recording:
         return attr
 
 
-def test_key_checks_never_query_the_store_on_the_event_loop(duckdb_store, tmp_path, upstream):
-    ref = make_release(duckdb_store, tmp_path, "bot", "1", upstream)
-    _, admin = create_key(duckdb_store, "ops", "admin")
-    with serving(duckdb_store, {"deployments": {"d": {"stable": ref}}}) as (url, _):
-        recording = _Recording(duckdb_store.db)
-        duckdb_store.db = recording
+def test_key_checks_never_query_the_store_on_the_event_loop(store, tmp_path, upstream):
+    ref = make_release(store, tmp_path, "bot", "1", upstream)
+    _, admin = create_key(store, "ops", "admin")
+    with serving(store, {"deployments": {"d": {"stable": ref}}}) as (url, _):
+        recording = _Recording(store.db)
+        store.db = recording
         try:
             for i in range(20):
                 bogus = {"authorization": f"Bearer sluice_admin_{i:012d}_nothere"}
@@ -105,16 +105,16 @@ def test_key_checks_never_query_the_store_on_the_event_loop(duckdb_store, tmp_pa
                 assert httpx.get(url + "/v1/models", headers=bogus).status_code == 401
             assert httpx.get(url + "/v1/models", headers={"authorization": f"Bearer {admin}"}).status_code == 200
         finally:
-            duckdb_store.db = recording._db
+            store.db = recording._db
     assert "sluice-server" not in recording.threads  # the event loop's thread
 
 
-def test_revoking_the_last_key_keeps_the_server_closed(duckdb_store, tmp_path, upstream):
-    ref = make_release(duckdb_store, tmp_path, "bot", "1", upstream)
-    rec, admin = create_key(duckdb_store, "ops", "admin")
-    with serving(duckdb_store, {"deployments": {"d": {"stable": ref}}}) as (url, _):
+def test_revoking_the_last_key_keeps_the_server_closed(store, tmp_path, upstream):
+    ref = make_release(store, tmp_path, "bot", "1", upstream)
+    rec, admin = create_key(store, "ops", "admin")
+    with serving(store, {"deployments": {"d": {"stable": ref}}}) as (url, _):
         assert httpx.get(url + "/api/metrics").status_code == 401
-        revoke_key(duckdb_store, rec.id)
+        revoke_key(store, rec.id)
         for _ in range(200):  # until the revocation has reached the server (bounded: ~20 s)
             if httpx.get(url + "/api/metrics", headers={"authorization": f"Bearer {admin}"}).status_code == 401:
                 break
@@ -123,7 +123,7 @@ def test_revoking_the_last_key_keeps_the_server_closed(duckdb_store, tmp_path, u
         assert httpx.get(url + "/api/metrics").status_code == 401
         assert httpx.get(url + "/v1/models").status_code == 401
         assert httpx.post(url + "/v1/chat/completions", json=CHAT).status_code == 401
-    assert KeyRing(duckdb_store).enforced()  # and after a restart
+    assert KeyRing(store).enforced()  # and after a restart
 
 
 def test_a_key_created_while_serving_is_accepted_soon(duckdb_store):

@@ -147,3 +147,12 @@ def test_absurd_usage_is_flagged_and_never_summed(server):
         assert "outside" in rows[sid]["attributes"]["sluice.usage_invalid"]
     total = store.db.query_one("SELECT SUM(cost), SUM(input_tokens) FROM spans")
     assert total == (0.5, 10)
+
+
+def test_otlp_identifiers_are_bounded(server):
+    url, store = server
+    body = span(attributes=[{"key": "session.id", "value": {"stringValue": "s" * 5000}},
+                            {"key": "user.id", "value": {"stringValue": "u" * 300_000}}])
+    assert post_json(url, body).status_code == 200
+    [row] = stored(store)
+    assert len(row["session_id"]) == 256 and len(row["user_id"]) == 256
