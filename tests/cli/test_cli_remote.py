@@ -135,9 +135,23 @@ def test_rollout_commands_find_the_server_that_holds_the_store(tmp_path):
     """``sluice rollout …`` while ``sluice serve`` (on a port the config does not name) holds the store:
     the announced URL is used, not an error about the store being in use."""
     sluice = Sluice(tmp_path, f"duckdb:///{tmp_path}/s.duckdb")
-    with serving(sluice, free_port()):
+    for version in ("1.0.0", "2.0.0"):
+        assert sluice("release", "register", str(write_release(tmp_path, "toy", version, script=GOOD_SCRIPT))).returncode == 0
+    (tmp_path / "rollout.yaml").write_text("deployment: d\ncandidate: toy@2.0.0\nsteps:\n  - weight: {bp: 1000}\n")
+    with serving(sluice, free_port()) as url:
+        put = httpx.put(url + "/api/deployments/d", json={"stable": "toy@1.0.0"}, timeout=30)
+        assert put.status_code == 200, put.text
         listed = sluice("rollout", "list", "--json")
         assert listed.returncode == 0, listed.stderr
         assert json.loads(listed.stdout)["data"] == []
         missing = sluice("rollout", "status", "ro-nope")
         assert missing.returncode == 3 and "ro-nope" in error_line(missing), missing.stderr
+        refused = sluice("rollout", "start", "rollout.yaml")  # 412 from the server: the gate's exit code
+        assert refused.returncode == 1 and "no passing gate" in error_line(refused), refused.stderr
+        started = sluice("rollout", "start", "rollout.yaml", "--force", "--reason", "test", "--json")
+        assert started.returncode == 0, started.stderr
+        rid = json.loads(started.stdout)["id"]
+        again = sluice("rollout", "start", "rollout.yaml", "--force", "--reason", "test")  # 409: one open rollout
+        assert again.returncode == 3 and rid in error_line(again), again.stderr
+        aborted = sluice("rollout", "abort", rid, "--reason", "enough")
+        assert aborted.returncode == 0 and "aborted" in aborted.stdout, aborted.stderr
