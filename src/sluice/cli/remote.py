@@ -47,11 +47,15 @@ def announce(store_url: str, url: str) -> Path | None:
 
 
 class Remote:
-    """A few JSON calls to the server; errors become the CLI's one-line errors."""
+    """A few JSON calls to the server; errors become the CLI's one-line errors. ``store_path``: the
+    store it holds (named when it does not answer); ``status_errors``: the error class for a status
+    a command gives its own exit code (``sluice rollout``: 412, no passing gate, exits 1)."""
 
-    def __init__(self, base_url: str, store_path: str):
+    def __init__(self, base_url: str, store_path: str | None = None,
+                 status_errors: dict[int, type[SluiceError]] | None = None):
         self.base_url = base_url.rstrip("/")
         self.store_path = store_path
+        self.status_errors = status_errors or {}
         key = os.environ.get(KEY_ENV)
         self.headers = {"authorization": f"Bearer {key}"} if key else {}
 
@@ -62,6 +66,8 @@ class Remote:
                                                                      if v is not None},
                               json=json, headers=self.headers, timeout=60)
         except httpx.HTTPError as e:
+            if self.store_path is None:
+                raise ConfigError(f"cannot reach the server at {self.base_url}: {type(e).__name__}: {e}") from None
             raise ConfigError(f"store {self.store_path} is in use and the server it names ({self.base_url}, "
                               f"from {server_file(self.store_path)}) does not answer: {type(e).__name__}; "
                               "stop the process holding the store, or remove that file if it is stale") from None
@@ -69,14 +75,24 @@ class Remote:
             body = r.json()
         except ValueError:
             body = {"error": r.text[:200]}
+        if r.status_code < 400 or (r.status_code == 404 and answer_404):
+            return body
+        message = _message(body)
         if r.status_code in (401, 403):
-            raise ConfigError(f"the server at {self.base_url} refused: {body.get('error')}; "
-                              f"set {KEY_ENV} to an admin key")
-        if r.status_code == 404 and not answer_404:
-            raise NotFoundError(str(body.get("error") or body))
-        if r.status_code >= 400:
-            raise SluiceError(f"the server at {self.base_url} answered {r.status_code}: {body.get('error') or body}")
-        return body
+            raise ConfigError(f"the server at {self.base_url} refused: {message}; set {KEY_ENV} to an admin key")
+        if r.status_code in self.status_errors:
+            raise self.status_errors[r.status_code](message)
+        if r.status_code == 404:
+            raise NotFoundError(message)
+        raise SluiceError(f"the server at {self.base_url} answered {r.status_code}: {message}")
+
+
+def _message(body: Any) -> str:
+    """The error text of an answer: ``{"error": "..."}`` or OpenAI's ``{"error": {"message": ...}}``."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        err = err.get("message")
+    return str(err or body)
 
 
 def remote_for(store_url: str) -> Remote | None:
