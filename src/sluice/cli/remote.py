@@ -4,7 +4,7 @@ DuckDB admits one process per file. ``sluice serve`` writes its URL to ``<store 
 while it runs; a command that finds the store locked and that file present talks to the
 server's HTTP API instead (``Authorization: Bearer $SLUICE_API_KEY``, an admin key, once keys
 exist). The commands that can: ``release list|show``, ``dataset list``, ``keys create|list|revoke``,
-``metrics``, ``audit``. Others say the store is in use, by which server, and what to do. PostgreSQL stores
+``metrics``, ``audit``, ``rollout``. Others say the store is in use, by which server, and what to do. PostgreSQL stores
 need none of this: every process opens them.
 """
 
@@ -19,7 +19,7 @@ import httpx
 from sluice.errors import ConfigError, NotFoundError, SluiceError
 
 KEY_ENV = "SLUICE_API_KEY"
-REMOTE_COMMANDS = "release list|show, dataset list, keys, metrics, audit"
+REMOTE_COMMANDS = "release list|show, dataset list, keys, metrics, audit, rollout"
 
 
 def server_file(store_path: str) -> Path:
