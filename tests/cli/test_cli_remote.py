@@ -136,7 +136,8 @@ def test_rollout_commands_find_the_server_that_holds_the_store(tmp_path):
     the announced URL is used, not an error about the store being in use."""
     sluice = Sluice(tmp_path, f"duckdb:///{tmp_path}/s.duckdb")
     for version in ("1.0.0", "2.0.0"):
-        assert sluice("release", "register", str(write_release(tmp_path, "toy", version, script=GOOD_SCRIPT))).returncode == 0
+        folder = write_release(tmp_path, "toy", version, script=GOOD_SCRIPT)
+        assert sluice("release", "register", str(folder)).returncode == 0
     (tmp_path / "rollout.yaml").write_text("deployment: d\ncandidate: toy@2.0.0\nsteps:\n  - weight: {bp: 1000}\n")
     with serving(sluice, free_port()) as url:
         put = httpx.put(url + "/api/deployments/d", json={"stable": "toy@1.0.0"}, timeout=30)
