@@ -62,3 +62,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .sluice sluice-demo .pytest_cache
+
+.PHONY: bench-groundedness
+bench-groundedness: $(VENV)/.installed-test  ## groundedness backends and baselines on labelled data, results in bench/results/groundedness.*
+	$(BIN)/python bench/groundedness_bench.py

@@ -2,7 +2,14 @@
 
 Score = supported claims ÷ claims (an answer without checkable claims scores 1). Backends:
 
-- ``lexical`` (default, deterministic, ~0.1 ms a row): numbers, quoted text and names must
+- ``verifier`` (default): a logistic model trained on public labelled data
+  (training/groundedness/) over length-free evidence features of each claim — words, names and
+  numbers found, verbatim match, whether the sentence answering the question holds the claim,
+  negation, MiniLM similarity — uses ``query`` (the question) when the row has one. A claim is
+  supported when its names, numbers, quotes and polarity are in the context and either
+  P(supported) ≥ 0.5 or (``lexical_support``) ≥ 80 % of its words stand in one passage, mostly
+  in the same order.
+- ``lexical`` (deterministic, ~0.1 ms a row): numbers, quoted text and names must
   appear in the context; ``min_overlap`` of the claim's content words must appear in one passage;
   negation must agree. Misses paraphrase (false "unsupported") and subtle swaps of common words.
 - ``embedding``: a claim is supported when its cosine to the closest context sentence reaches
@@ -17,16 +24,40 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from sluice.errors import ConfigError
 from sluice.evals.backends.embedding import batch_embedder, cosine_matrix
 from sluice.evals.backends.llm_judge import JudgeError, judge_from_args
+from sluice.evals.backends.trained import analyse, batch_texts, load_model
 from sluice.evals.base import BaseEvaluator, context_list
 from sluice.evals.claims import ClaimCheck, ContextIndex, check_lexical, extract_claims, \
     missing_facts, negated
 from sluice.evals.registry import register
 from sluice.evals.text import split_sentences
+from sluice.evals.verifier import FEATURES
 
-BACKENDS = ("lexical", "embedding", "nli", "llm_judge")
+
+FACT_KEYS = ("names", "numbers", "quotes", "negation")
+LEXICAL_COVER, LEXICAL_ORDER = 0.8, 0.5  # chosen on HaluEval dev and the demo corpus
+
+
+def _query(fields: dict[str, Any]) -> str | None:
+    q = fields.get("query")
+    return q if isinstance(q, str) and q.strip() else None
+
+
+_MISSING_LABELS = {"numbers": "number", "quotes": "quote", "names": "name", "negation": "negation",
+                   "words": "not in the context", "relation": "not where the context answers",
+                   "contradiction": "contradiction"}
+
+
+def _missing_text(missing: dict[str, list[str]]) -> str:
+    """' (missing name: Frances; number: 12)' — the facts the context does not give."""
+    parts = [f"{_MISSING_LABELS.get(k, k)}: {', '.join(v[:4])}" for k, v in missing.items() if v]
+    return f" ({'; '.join(parts)})" if parts else ""
+
+BACKENDS = ("verifier", "lexical", "embedding", "nli", "llm_judge")
 
 JUDGE_SYSTEM = (
     "You check whether claims are supported by a context. A claim is supported only if the "
@@ -38,15 +69,15 @@ JUDGE_SYSTEM = (
 class Groundedness(BaseEvaluator):
     """Share of the response's claims supported by the context (claim-level)."""
 
-    version = "1"
+    version = "2"
     requires = ("response", "context")
     default_threshold = 0.8
 
-    def __init__(self, *, backend: str = "lexical", threshold: float | None = None,
+    def __init__(self, *, backend: str = "verifier", threshold: float | None = None,
                  min_overlap: float = 0.6, min_similarity: float = 0.6,
                  require_facts: bool = True, embedder: str = "auto",
                  nli_model: str | None = None, entailment_threshold: float = 0.5,
-                 judge: dict[str, Any] | None = None):
+                 judge: dict[str, Any] | None = None, lexical_support: bool = True):
         super().__init__(threshold=threshold)
         if backend not in BACKENDS:
             raise ConfigError(f"evaluator 'groundedness': unknown backend '{backend}'; "
@@ -57,6 +88,7 @@ class Groundedness(BaseEvaluator):
         self.require_facts = require_facts
         self.embedder_name = embedder
         self.entailment_threshold = entailment_threshold
+        self.lexical_support = lexical_support
         self._nli_cache: dict[tuple[str, str], dict[str, float]] = {}
         if backend == "nli":
             if not nli_model:
@@ -68,11 +100,21 @@ class Groundedness(BaseEvaluator):
         if backend == "llm_judge":
             self.judge = judge_from_args(judge)
             self.concurrency = 4
+        if backend == "verifier":
+            if embedder not in ("auto", "minilm"):
+                raise ConfigError("evaluator 'groundedness': the verifier backend was trained on "
+                                  "MiniLM similarities; use embedder minilm (or auto)")
+            self.embedder_name = "minilm"
+            self.model = load_model()
 
     # --- batch preparation -----------------------------------------------------------------
 
     def prepare(self, batch: Sequence[dict[str, Any]]) -> None:
-        if self.backend == "embedding":
+        if self.backend == "verifier":
+            rows = [(f["response"], context_list(f["context"]), _query(f)) for f in batch
+                    if f.get("response") and f.get("context")]
+            batch_embedder(self.embedder_name).embed(batch_texts(rows))
+        elif self.backend == "embedding":
             texts: list[str] = []
             for f in batch:
                 if f.get("response") and f.get("context"):
@@ -99,6 +141,8 @@ class Groundedness(BaseEvaluator):
                 checks = self._judge(claims, docs)
             except JudgeError as exc:
                 return self.error(f"judge failed: {exc}")
+        elif self.backend == "verifier":
+            checks = self._verify(fields["response"], docs, _query(fields))
         else:
             ctx = ContextIndex.build(docs)
             if self.backend == "lexical":
@@ -111,10 +155,32 @@ class Groundedness(BaseEvaluator):
         unsupported = [c.claim for c in checks if not c.supported]
         reason = f"{supported} of {len(checks)} claims supported"
         if unsupported:
-            reason += "; unsupported: " + "; ".join(f"'{c[:80]}'" for c in unsupported[:3])
+            reason += "; unsupported: " + "; ".join(
+                f"'{c.claim[:80]}'{_missing_text(c.missing)}"
+                for c in [c for c in checks if not c.supported][:3])
         return self.result(supported / len(checks), reason,
                            {"claims": [c.as_dict() for c in checks], "backend": self.backend,
                             "supported": supported, "total": len(checks)})
+
+    def _verify(self, response: str, docs: list[str], query: str | None) -> list[ClaimCheck]:
+        claims, evidence = analyse(response, docs, query, batch_embedder(self.embedder_name).embed)
+        probs = self.model.predict(np.array([e.features for e in evidence]))
+        out = []
+        for claim, ev, p in zip(claims, evidence, probs):
+            missing = dict(ev.missing)
+            # Invented names, numbers or quotes, or a flipped "not", fail a claim whatever the
+            # model says; a claim whose words stand in one passage in the same order is supported
+            # whatever the model says (the model, trained on HaluEval, distrusts any answer that
+            # is not a copy of the context, and would fail most faithful paraphrases).
+            facts_ok = not (self.require_facts and any(missing.get(k) for k in FACT_KEYS))
+            f = dict(zip(FEATURES, ev.features))
+            lexical = self.lexical_support and f["cov_best"] >= LEXICAL_COVER \
+                and f["order_kept"] >= LEXICAL_ORDER
+            ok = bool(facts_ok and (lexical or p >= 0.5))
+            if not ok and not any(missing.values()):
+                missing.update(ev.unsupported)
+            out.append(ClaimCheck(claim, ok, float(p), ev.evidence, missing))
+        return out
 
     def _facts(self, claim: str, ctx: ContextIndex) -> dict[str, list[str]]:
         return missing_facts(claim, ctx) if self.require_facts else {}
