@@ -98,3 +98,61 @@ def test_cli_works_through_a_running_server(tmp_path):
         line = error_line(needs_store)
         assert f"in use by sluice serve at {url}" in line and "keys" in line
     assert not announced.exists()  # removed when the server stops
+
+
+def test_audit_works_through_a_running_server(tmp_path):
+    """The README tour runs ``sluice audit $TRACE`` while ``sluice serve`` holds the store."""
+    sluice = Sluice(tmp_path, f"duckdb:///{tmp_path}/s.duckdb")
+    folder = write_release(tmp_path, "toy", "1.0.0", script=GOOD_SCRIPT)
+    digest = json.loads(sluice("release", "register", str(folder), "--json").stdout)[0]["digest"]
+    with serving(sluice, free_port()) as url:
+        now_ns = time.time_ns()
+        span = {"traceId": "ef" * 16, "spanId": "cd" * 8, "name": "chat", "startTimeUnixNano": str(now_ns - 10**9),
+                "endTimeUnixNano": str(now_ns), "attributes": [
+                    {"key": "sluice.release", "value": {"stringValue": digest}},
+                    {"key": "sluice.deployment", "value": {"stringValue": "support"}}]}
+        r = httpx.post(url + "/v1/traces", json={"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}, timeout=30)
+        assert r.status_code == 200, r.text
+
+        one = sluice("audit", "ef" * 16, "--json")
+        assert one.returncode == 0, one.stderr
+        report = json.loads(one.stdout)
+        assert report["found"] is True and "toy" in json.dumps(report)
+        shown = sluice("audit", "ef" * 16)
+        assert shown.returncode == 0 and "toy@1.0.0" in shown.stdout, shown.stdout + shown.stderr
+        unknown = sluice("audit", "01" * 16)
+        assert unknown.returncode == 3, unknown.stdout + unknown.stderr
+
+        log = sluice("audit", "log", "--json")
+        assert log.returncode == 0, log.stderr
+        assert [e["action"] for e in json.loads(log.stdout)["entries"]][:1] == ["release.registered"]
+        assert "release.registered" in sluice("audit", "log").stdout
+        verify = sluice("audit", "verify")
+        assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
+
+
+def test_rollout_commands_find_the_server_that_holds_the_store(tmp_path):
+    """``sluice rollout …`` while ``sluice serve`` (on a port the config does not name) holds the store:
+    the announced URL is used, not an error about the store being in use."""
+    sluice = Sluice(tmp_path, f"duckdb:///{tmp_path}/s.duckdb")
+    for version in ("1.0.0", "2.0.0"):
+        folder = write_release(tmp_path, "toy", version, script=GOOD_SCRIPT)
+        assert sluice("release", "register", str(folder)).returncode == 0
+    (tmp_path / "rollout.yaml").write_text("deployment: d\ncandidate: toy@2.0.0\nsteps:\n  - weight: {bp: 1000}\n")
+    with serving(sluice, free_port()) as url:
+        put = httpx.put(url + "/api/deployments/d", json={"stable": "toy@1.0.0"}, timeout=30)
+        assert put.status_code == 200, put.text
+        listed = sluice("rollout", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert json.loads(listed.stdout)["data"] == []
+        missing = sluice("rollout", "status", "ro-nope")
+        assert missing.returncode == 3 and "ro-nope" in error_line(missing), missing.stderr
+        refused = sluice("rollout", "start", "rollout.yaml")  # 412 from the server: the gate's exit code
+        assert refused.returncode == 1 and "no passing gate" in error_line(refused), refused.stderr
+        started = sluice("rollout", "start", "rollout.yaml", "--force", "--reason", "test", "--json")
+        assert started.returncode == 0, started.stderr
+        rid = json.loads(started.stdout)["id"]
+        again = sluice("rollout", "start", "rollout.yaml", "--force", "--reason", "test")  # 409: one open rollout
+        assert again.returncode == 3 and rid in error_line(again), again.stderr
+        aborted = sluice("rollout", "abort", rid, "--reason", "enough")
+        assert aborted.returncode == 0 and "aborted" in aborted.stdout, aborted.stderr

@@ -9,18 +9,10 @@ from starlette.responses import JSONResponse
 
 from sluice.audit.log import list_audit, verify_chain
 from sluice.errors import SluiceError
-from sluice.server.security import READ_SCOPES, AuthFailed, authorize
+from sluice.server.security import READ_SCOPES, denied
 from sluice.telemetry.timespec import parse_instant_ns
 
 router = APIRouter()
-
-
-def _denied(request: Request) -> JSONResponse | None:
-    try:
-        authorize(request, READ_SCOPES)  # read-only views
-    except AuthFailed as e:
-        return JSONResponse({"error": e.message}, e.status)
-    return None
 
 
 @router.get("/api/audit/log", summary="The append-only log of changes, oldest first")
@@ -31,8 +23,8 @@ async def audit_log(
     action: str | None = Query(None, description="action prefix, e.g. 'deployment.' or 'gate.run'"),
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> JSONResponse:
-    if (denied := _denied(request)) is not None:
-        return denied
+    if (refusal := denied(request, READ_SCOPES)) is not None:
+        return refusal
     try:
         since_s = parse_instant_ns(since, "since") / 1e9 if since else None
     except SluiceError as e:
@@ -44,16 +36,16 @@ async def audit_log(
 
 @router.get("/api/audit/verify", summary="Recompute the audit log's hash chain")
 async def audit_verify(request: Request) -> JSONResponse:
-    if (denied := _denied(request)) is not None:
-        return denied
+    if (refusal := denied(request, READ_SCOPES)) is not None:
+        return refusal
     check = await asyncio.to_thread(verify_chain, request.app.state.store)
     return JSONResponse({"ok": check.ok, "entries": check.entries, "bad_seq": check.bad_seq, "reason": check.reason})
 
 
 @router.get("/api/audit/{trace_id}", summary="Which release, configured how and approved by whom, answered a trace")
 async def audit_trace_endpoint(request: Request, trace_id: str) -> JSONResponse:
-    if (denied := _denied(request)) is not None:
-        return denied
+    if (refusal := denied(request, READ_SCOPES)) is not None:
+        return refusal
     from sluice.audit.trace import audit_trace
 
     report = await asyncio.to_thread(audit_trace, request.app.state.store, trace_id)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import typer
 
 from sluice.audit.changes import summarize
-from sluice.audit.log import list_audit, verify_chain
+from sluice.audit.log import AuditEntry, ChainCheck, list_audit, verify_chain
 from sluice.cli import context
 from sluice.cli.output import print_json, table, when
 from sluice.errors import DataError, NotFoundError
@@ -24,10 +26,17 @@ def audit(
     """Audit one answer (deployment, route, release and every component, the gate that approved
     it, rollout decisions around it, feedback and online evaluations), or list / verify the
     append-only log of changes (releases, gates, deployments, rollouts, keys)."""
-    store = context.store()
+    server = context.remote()  # while sluice serve holds the embedded store: through its /api/audit
+    store = context.store() if server is None else None
     if what == "log":
         since_s = parse_instant_ns(since, "--since") / 1e9 if since else None
-        entries = list_audit(store, since=since_s, deployment=deployment, limit=max(1, limit))
+        if server is not None:
+            found = server.call("GET", "/api/audit/log", params={
+                "since": str(since_s) if since_s is not None else None, "deployment": deployment,
+                "limit": max(1, min(limit, 10_000))})["entries"]
+            entries = [AuditEntry(**e) for e in found]
+        else:
+            entries = list_audit(store, since=since_s, deployment=deployment, limit=max(1, limit))
         if as_json:
             print_json({"entries": [e.as_dict() for e in entries]})
             return
@@ -39,7 +48,7 @@ def audit(
                     for e in entries])
         return
     if what == "verify":
-        check = verify_chain(store)
+        check = ChainCheck(**server.call("GET", "/api/audit/verify")) if server is not None else verify_chain(store)
         if as_json:
             print_json({"ok": check.ok, "entries": check.entries, "bad_seq": check.bad_seq, "reason": check.reason})
         if not check.ok:
@@ -50,7 +59,10 @@ def audit(
     from sluice.audit.render import render_trace_audit
     from sluice.audit.trace import audit_trace
 
-    report = audit_trace(store, what)
+    if server is not None:
+        report = server.call("GET", f"/api/audit/{quote(what, safe='')}", answer_404=True)
+    else:
+        report = audit_trace(store, what)
     if as_json:
         print_json(report)
     else:

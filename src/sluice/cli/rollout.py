@@ -3,7 +3,7 @@
 Talks to a running server (``--server URL`` or ``$SLUICE_SERVER``; admin key from ``$SLUICE_API_KEY``)
 or, without one, to the store directly — where the controller of a ``sluice serve`` on the same
 store picks the rollout up. An embedded (DuckDB) store held by a running server cannot be opened
-twice, so then the server at ``server.host:port`` is used instead.
+twice, so then the server it names in ``<store file>.server`` (else ``server.host:port``) is used.
 
 ``wait`` exit codes: 0 promoted, 1 rolled back (or aborted), 2 held, 6 narrowed, 7 timeout.
 """
@@ -14,12 +14,12 @@ import os
 import time
 from typing import Any
 
-import httpx
 import typer
 
 from sluice.cli import context
 from sluice.cli.output import print_json, when
-from sluice.errors import ConfigError, NotFoundError
+from sluice.cli.remote import Remote
+from sluice.errors import ConfigError
 
 app = typer.Typer(help="Start, watch and steer rollouts (the controller in 'sluice serve' decides).",
                   no_args_is_help=True)
@@ -30,30 +30,10 @@ SERVER = typer.Option(None, "--server", envvar="SLUICE_SERVER", help="Base URL o
 JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
-class _Remote:
-    def __init__(self, url: str):
-        self.url = url.rstrip("/")
-        key = os.environ.get("SLUICE_API_KEY")
-        self.headers = {"authorization": f"Bearer {key}"} if key else {}
+def _remote(url: str, store_path: str | None = None) -> Remote:
+    from sluice.rollout.actions import GateRequired
 
-    def call(self, method: str, path: str, **kw: Any) -> Any:
-        try:
-            r = httpx.request(method, self.url + path, headers=self.headers, timeout=30, **kw)
-        except httpx.HTTPError as e:
-            raise ConfigError(f"cannot reach the server at {self.url}: {type(e).__name__}: {e}") from None
-        try:
-            body = r.json()
-        except ValueError:
-            body = {"error": r.text[:200]}
-        if r.status_code >= 400:
-            err = body.get("error") if isinstance(body, dict) else None
-            msg = err.get("message") if isinstance(err, dict) else err
-            exc = NotFoundError if r.status_code == 404 else ConfigError
-            if r.status_code == 412:
-                from sluice.rollout.actions import GateRequired
-                exc = GateRequired
-            raise exc(f"{msg or r.text[:200]} (HTTP {r.status_code})")
-        return body
+    return Remote(url, store_path, status_errors={412: GateRequired})
 
 
 class _Local:
@@ -66,14 +46,17 @@ class _Local:
 
 def _client(server: str | None) -> Any:
     if server:
-        return _Remote(server)
+        return _remote(server)
     try:
+        held = context.remote()  # the sluice serve that announced itself holding the embedded store
+        if held is not None:
+            return _remote(held.base_url, held.store_path)
         return _Local()
     except ConfigError as e:
         if "in use by another process" not in e.message:
             raise
         s = context.settings().server
-        return _Remote(f"http://{s.host}:{s.port}")
+        return _remote(f"http://{s.host}:{s.port}")
 
 
 def _actor() -> str:
@@ -81,7 +64,7 @@ def _actor() -> str:
 
 
 def _get(c: Any, rollout_id: str) -> dict[str, Any]:
-    if isinstance(c, _Remote):
+    if isinstance(c, Remote):
         return c.call("GET", f"/api/rollouts/{rollout_id}")
     from sluice.rollout.actions import get
     return get(c.service.store, rollout_id).view()
@@ -102,7 +85,7 @@ def start(
 
     parsed = load_plan(plan)  # errors name the file and line before anything is sent
     c = _client(server)
-    if isinstance(c, _Remote):
+    if isinstance(c, Remote):
         view = c.call("POST", "/api/rollouts", json={"plan_yaml": Path(plan).read_text(encoding="utf-8"),
                                                       "force": force, "reason": reason})
     else:
@@ -155,7 +138,7 @@ def list_(deployment: str = typer.Option(None, "--deployment", "-d"), server: st
           as_json: bool = JSON) -> None:
     """Rollouts, newest first."""
     c = _client(server)
-    if isinstance(c, _Remote):
+    if isinstance(c, Remote):
         rows = c.call("GET", "/api/rollouts", params={"deployment": deployment} if deployment else None)["data"]
     else:
         from sluice.rollout.store import list_rollouts
@@ -177,7 +160,7 @@ def list_(deployment: str = typer.Option(None, "--deployment", "-d"), server: st
 def events(rollout_id: str = typer.Argument(...), server: str = SERVER, as_json: bool = JSON) -> None:
     """The event log: every start, step, decision and manual action, with who, why and the figures."""
     c = _client(server)
-    if isinstance(c, _Remote):
+    if isinstance(c, Remote):
         rows = c.call("GET", f"/api/rollouts/{rollout_id}/events")["data"]
     else:
         from sluice.rollout import store as rs
@@ -196,7 +179,7 @@ def _manual(action: str):
                 reason: str = typer.Option("", "--reason", help="Why (recorded in the event log)."),
                 server: str = SERVER, as_json: bool = JSON) -> None:
         c = _client(server)
-        if isinstance(c, _Remote):
+        if isinstance(c, Remote):
             view = c.call("POST", f"/api/rollouts/{rollout_id}/{action}", json={"reason": reason})
         else:
             view = c.service.act(rollout_id, action, _actor(), reason).view()
@@ -232,7 +215,7 @@ def wait(
     c = _client(server)
     deadline = time.monotonic() + limit
     while True:
-        if not isinstance(c, _Remote):
+        if not isinstance(c, Remote):
             c.service.store.db.query_one("SELECT 1")
         view = _get(c, rollout_id)
         code = WAIT_CODES.get(view["status"])

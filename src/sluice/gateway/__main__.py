@@ -13,12 +13,9 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     from sluice.config import load_settings
-    from sluice.server.assemble import assemble
-    from sluice.server.runner import serve_until_stopped
-    from sluice.auth.keys import KeyRing
     from sluice.errors import ConfigError
-    from sluice.server.security import refuse_open_bind
-    from sluice.store import open_store
+    from sluice.server.assemble import assemble
+    from sluice.server.runner import open_store_to_serve, serve_until_stopped
 
     p = argparse.ArgumentParser(prog="python -m sluice.gateway")
     p.add_argument("--store", required=True)
@@ -28,12 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind while no API key exists")
     args = p.parse_args(argv)
     settings = load_settings(args.config, environ={}) if args.config else load_settings(None, environ={})
-    store = open_store(args.store)
-    try:
-        refuse_open_bind(args.host, KeyRing(store), args.insecure)
-    except ConfigError as e:
-        store.close()
-        print(f"error: {e}", file=sys.stderr)
+    store = open_store_to_serve(args.store, args.host, args.insecure)
+    if store is None:
         return 3
     try:
         app = assemble(store, settings).app

@@ -8,25 +8,17 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse
 
 from sluice.errors import NotFoundError, SluiceError
-from sluice.server.security import READ_SCOPES, AuthFailed, authorize
+from sluice.server.security import READ_SCOPES, denied
 
 router = APIRouter()
-
-
-def _denied(request: Request) -> JSONResponse | None:
-    try:
-        authorize(request, READ_SCOPES)  # read-only views
-    except AuthFailed as e:
-        return JSONResponse({"error": e.message}, e.status)
-    return None
 
 
 @router.get("/api/drift/{deployment}", summary="Live inputs of a deployment against its gated dataset")
 async def drift(request: Request, deployment: str, dataset: str | None = None,
                 since: str = Query("7d", description="a duration: live inputs since that long ago"),
                 max_live: int = Query(500, ge=1, le=5000)) -> JSONResponse:
-    if (denied := _denied(request)) is not None:
-        return denied
+    if (refusal := denied(request, READ_SCOPES)) is not None:
+        return refusal
     from sluice.monitor.drift_data import drift_report
 
     try:
@@ -43,8 +35,8 @@ async def drift(request: Request, deployment: str, dataset: str | None = None,
 async def alerts(request: Request, deployment: str | None = None,
                  status: str = Query("all", pattern="^(open|all)$", description="open, or all (open + recent)"),
                  recent: str = Query("7d", description="resolved alerts this long ago are listed")) -> JSONResponse:
-    if (denied := _denied(request)) is not None:
-        return denied
+    if (refusal := denied(request, READ_SCOPES)) is not None:
+        return refusal
     from sluice.monitor.alerts import list_alerts
     from sluice.telemetry.timespec import parse_duration
 

@@ -14,12 +14,9 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     from sluice.config import Settings, load_settings
-    from sluice.server.assemble import assemble
-    from sluice.server.runner import serve_until_stopped
-    from sluice.auth.keys import KeyRing
     from sluice.errors import ConfigError
-    from sluice.server.security import refuse_open_bind
-    from sluice.store import open_store
+    from sluice.server.assemble import assemble
+    from sluice.server.runner import open_store_to_serve, serve_until_stopped
     from sluice.telemetry.config import load_telemetry_settings
 
     p = argparse.ArgumentParser(prog="python -m sluice.server")
@@ -36,12 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    store = open_store(args.store)
-    try:
-        refuse_open_bind(args.host, KeyRing(store), args.insecure)
-    except ConfigError as e:
-        store.close()
-        print(f"error: {e}", file=sys.stderr)
+    store = open_store_to_serve(args.store, args.host, args.insecure)
+    if store is None:
         return 3
     telemetry = load_telemetry_settings(args.telemetry) if args.telemetry else None
     try:

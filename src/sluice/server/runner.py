@@ -65,6 +65,26 @@ def running(app: Any, host: str = "127.0.0.1", port: int = 0, startup_timeout_s:
         thread.join(30)
 
 
+def open_store_to_serve(url: str, host: str, insecure: bool) -> Any | None:
+    """The store for ``python -m sluice.server`` / ``sluice.gateway``, None (error printed) when an
+    open bind would be refused: one place for the check both entry points make before serving."""
+    import sys
+
+    from sluice.auth.keys import KeyRing
+    from sluice.errors import ConfigError
+    from sluice.server.security import refuse_open_bind
+    from sluice.store import open_store
+
+    store = open_store(url)
+    try:
+        refuse_open_bind(host, KeyRing(store), insecure)
+    except ConfigError as e:
+        store.close()
+        print(f"error: {e}", file=sys.stderr)
+        return None
+    return store
+
+
 def serve_until_stopped(app: Any, host: str, port: int) -> None:
     """Serve in a thread, print ``listening URL`` (process-level tests read it) and return on
     SIGTERM or Ctrl-C: the entry point of ``python -m sluice.server`` and ``python -m sluice.gateway``."""

@@ -10,6 +10,7 @@ store the server is open, which is why every entry point refuses a non-loopback 
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from sluice.auth.keys import ADMIN, INGEST, READ, SCOPES, ApiKey, KeyRing
 
@@ -50,6 +51,15 @@ def authorize(request: Request, scopes: frozenset[str]) -> ApiKey | None:
         ring.rejected += 1
         raise AuthFailed(403, f"a key with scope '{key.scope}' cannot use this endpoint")
     return key
+
+
+def denied(request: Request, scopes: frozenset[str] = ADMIN_SCOPES) -> JSONResponse | None:
+    """The 401/403 answer for a request its key does not admit, None when it may go on."""
+    try:
+        authorize(request, scopes)
+    except AuthFailed as e:
+        return JSONResponse({"error": e.message}, e.status)
+    return None
 
 
 def refuse_open_bind(host: str, ring: KeyRing, insecure: bool) -> None:
