@@ -132,12 +132,7 @@ def evals_in(store: Any, arms: Arms, evaluators: list[str], since_s: float, unti
     rows = _recorded_against(
         store, arms, f"SELECT evaluator AS k, passed AS v, trace_id FROM span_evals WHERE passed IS NOT NULL "
         f"AND evaluator IN ({marks}) AND created_at >= ? AND created_at < ?", [*evaluators, since_s, until_s])
-    out = []
-    for k, v, _, arm_attr, route, release, cohort in rows:
-        arm = arms.arm_of(arm_attr, route or "", release or "")
-        if arm is not None:
-            out.append((k, bool(v), arm, cohort or "default"))
-    return out
+    return [(k, bool(v), arm, cohort) for k, v, _, arm, cohort in _with_arms(arms, rows)]
 
 
 def feedback_in(store: Any, arms: Arms, kinds: list[str], since_s: float, until_s: float) -> list[tuple]:
@@ -148,12 +143,17 @@ def feedback_in(store: Any, arms: Arms, kinds: list[str], since_s: float, until_
     rows = _recorded_against(
         store, arms, f"SELECT DISTINCT kind AS k, 1 AS v, trace_id FROM feedback WHERE kind IN ({marks}) "
         "AND created_at >= ? AND created_at < ?", [*kinds, since_s, until_s])
-    out = set()
-    for k, _, trace, arm_attr, route, release, cohort in rows:
+    return sorted({(k, trace, arm, cohort) for k, _, trace, arm, cohort in _with_arms(arms, rows)})
+
+
+def _with_arms(arms: Arms, rows: list[tuple]) -> list[tuple]:
+    """(k, v, trace_id, arm, cohort) of the rows recorded against a trace of either arm."""
+    out = []
+    for k, v, trace, arm_attr, route, release, cohort in rows:
         arm = arms.arm_of(arm_attr, route or "", release or "")
         if arm is not None:
-            out.add((k, trace, arm, cohort or "default"))
-    return sorted(out)
+            out.append((k, v, trace, arm, cohort or "default"))
+    return out
 
 
 def quantile(values: list[float], q: float) -> float:

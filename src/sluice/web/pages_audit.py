@@ -1,6 +1,6 @@
 """Audit pages (when ``sluice.audit`` is installed): the change log, and the audit of one trace —
 which release answered it, configured how, approved by which gate, under which deployment change
-and rollout decisions. Mounted only when the audit API exists (``available``)."""
+and rollout decisions."""
 
 from __future__ import annotations
 
@@ -13,15 +13,6 @@ from sluice.web.redact import redact
 from sluice.web.views import Page, register
 
 LOG_LIMIT = 200
-
-
-def available() -> bool:
-    try:
-        import sluice.audit.log  # noqa: F401
-        import sluice.audit.trace  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def audit(request: Request, store: Any):

@@ -1,4 +1,4 @@
-"""Rollout pages (when ``sluice.rollout`` is installed): the list, and one rollout — its step
+"""Rollout pages: the list, and one rollout — its step
 timeline, canary against stable per metric and cohort over time with 95 % confidence bands, the
 controller's last findings and its decision log with reasons, and pause / resume / promote /
 abort (admin keys, confirmed in the browser, a reason recorded)."""
@@ -18,15 +18,6 @@ from sluice.web.views import Page, can_act, register, trace_dims
 ACTIONS = ("pause", "resume", "promote", "abort")
 LIST_LIMIT = 200
 Z95 = 1.959964
-
-
-def available() -> bool:
-    try:
-        import sluice.rollout.actions  # noqa: F401
-        import sluice.rollout.store  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def rollouts(request: Request, store: Any):

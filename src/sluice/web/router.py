@@ -46,7 +46,7 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-EXTRA_PAGES: list[tuple[str, str]] = []  # (path, label) of the optional pages mounted
+EXTRA_PAGES: tuple[tuple[str, str], ...] = (("/ui/rollouts", "Rollouts"), ("/ui/audit", "Audit"))
 
 
 def dashboard_router(rollouts: Any = None) -> APIRouter:
@@ -55,7 +55,7 @@ def dashboard_router(rollouts: Any = None) -> APIRouter:
 
     @asynccontextmanager
     async def lifespan(app: Any):
-        app.state.ui_nav_extra = tuple(EXTRA_PAGES)
+        app.state.ui_nav_extra = EXTRA_PAGES
         app.state.ui_rollouts = rollouts
         try:
             yield
@@ -105,9 +105,6 @@ def dashboard_router(rollouts: Any = None) -> APIRouter:
 
     pages_live.mount(router)
     pages_catalog.mount(router)
-    for module, path, label in ((pages_rollouts, "/ui/rollouts", "Rollouts"), (pages_audit, "/ui/audit", "Audit")):
-        if module.available():
-            module.mount(router)
-            if (path, label) not in EXTRA_PAGES:
-                EXTRA_PAGES.append((path, label))
+    pages_rollouts.mount(router)
+    pages_audit.mount(router)
     return router
