@@ -128,8 +128,11 @@ async def generate(url: str, model: str, token: str, rate: float, duration: floa
     last_done = 0.0
     clock = time.perf_counter  # uvloop's loop.time() has millisecond resolution
 
+    opened = 0  # connections the generator had to open (none idle): each costs the target an accept
+    connect_ms: list[float] = []
+
     async def one(scheduled: float, measured: bool) -> None:
-        nonlocal in_flight, last_done
+        nonlocal in_flight, last_done, opened
         in_flight += 1
         conn = None
         try:
@@ -138,7 +141,10 @@ async def generate(url: str, model: str, token: str, rate: float, duration: floa
                 if conn.transport is None or conn.transport.is_closing():
                     conn = None
             if conn is None:
+                opened += 1
+                began = clock()
                 conn = (await loop.create_connection(_Exchange, u.hostname, u.port))[1]
+                connect_ms.append((clock() - began) * 1000)
             status = await asyncio.wait_for(conn.request(payload), timeout)
             idle.append(conn)
         except asyncio.TimeoutError:
@@ -147,8 +153,8 @@ async def generate(url: str, model: str, token: str, rate: float, duration: floa
             status = type(e).__name__
         finally:
             in_flight -= 1
-        if status != 200 and conn is not None and conn.transport is not None:
-            conn.transport.close()
+        if not isinstance(status, int) and conn is not None and conn.transport is not None:
+            conn.transport.close()  # a timeout or a broken connection; an HTTP answer (a 503 too) keeps it, as SDKs do
         done = clock()
         if not measured:
             return
@@ -187,7 +193,9 @@ async def generate(url: str, model: str, token: str, rate: float, duration: floa
     ok = len(latencies)
     return {"rate": rate, "duration_s": duration, "sent": total - n_warm, "ok": ok, "errors": errors,
             "achieved_rps": round(ok / max(last_done - (start + warmup), duration), 1) if ok else 0.0,
-            "late_s": round(max(0.0, last_done - window_end), 3), "latencies_ms": [round(x, 3) for x in latencies],
+            "late_s": round(max(0.0, last_done - window_end), 3), "connections_opened": opened,
+            "connect_p99_ms": round(sorted(connect_ms)[int(0.99 * (len(connect_ms) - 1))], 3) if connect_ms else None,
+            "latencies_ms": [round(x, 3) for x in latencies],
             "shed_latencies_ms": [round(x, 3) for x in shed_latencies]}
 
 
@@ -708,6 +716,7 @@ def overload(args: argparse.Namespace) -> dict[str, Any]:
                    "shed_share": round(len(shed) / max(r["sent"], 1), 4), "other_errors": other,
                    "admitted_p50_ms": pct(admitted, .5), "admitted_p99_ms": pct(admitted, .99),
                    "shed_p50_ms": pct(shed, .5), "shed_p99_ms": pct(shed, .99), "loadavg": loadavg(),
+                   "connections_opened": r["connections_opened"], "connect_p99_ms": r["connect_p99_ms"],
                    "gateway_counters": {k: after.get(k, 0) - before.get(k, 0) for k in after}}
             row["ok"] = row["admitted_p99_ms"] is not None and row["admitted_p99_ms"] <= OVERLOAD_P99_MS
             print(f"  {multiple}x = {rate}/s: admitted {row['admitted']} (p99 {row['admitted_p99_ms']} ms), "
@@ -726,7 +735,8 @@ def _shed_counters(base: str) -> dict[str, float]:
     """The gateway's own shedding counters (``GET /metrics``; the bench store has no keys)."""
     import urllib.request
 
-    wanted = ("sluice_gateway_shed_total", "sluice_gateway_shed_lag_total", "sluice_gateway_requests_total")
+    wanted = ("sluice_gateway_shed_total", "sluice_gateway_shed_lag_total", "sluice_gateway_shed_early_total",
+              "sluice_gateway_requests_total")
     out: dict[str, float] = {}
     try:
         text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
@@ -747,14 +757,16 @@ def overload_markdown(r: dict[str, Any]) -> str:
              f"Capacity (highest sustained rate: p99 ≤ {P99_BOUND_MS:g} ms, errors ≤ {MAX_ERROR_SHARE:.1%}): "
              f"**{r['capacity_rps']}/s**.", "",
              "| offered | admitted (req/s) | admitted p50 / p99 | shed (503) | shed p50 / p99 | other errors | "
-             f"admitted p99 ≤ {OVERLOAD_P99_MS:g} ms |",
-             "|---|---|---|---|---|---|---|"]
+             f"connections opened (connect p99) | admitted p99 ≤ {OVERLOAD_P99_MS:g} ms |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in r["overload"]:
         lines.append(f"| {row['multiple']}× = {row['offered_rps']}/s | {row['admitted']} ({row['admitted_rps']}) | "
                      f"{row['admitted_p50_ms']} / {row['admitted_p99_ms']} ms | {row['shed']} ({row['shed_share']:.1%}) | "
                      f"{row['shed_p50_ms']} / {row['shed_p99_ms']} ms | {row['other_errors'] or '–'} | "
+                     f"{row.get('connections_opened', '–')} ({row.get('connect_p99_ms', '–')} ms) | "
                      f"{'yes' if row['ok'] else '**no**'} |")
-    lines += ["", "Gateway counters per rate (`/metrics` deltas; `shed_lag` = shed for event-loop lag): " + "; ".join(
+    lines += ["", "Gateway counters per rate (`/metrics` deltas; `shed_lag` = shed for CPU saturation or event-loop "
+              "lag, `shed_early` = refused by the HTTP protocol before any request handling): " + "; ".join(
         f"{row['multiple']}×: {row.get('gateway_counters')}" for row in r["overload"])]
     return "\n".join(lines) + "\n"
 

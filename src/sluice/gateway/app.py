@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -39,6 +40,7 @@ from sluice.gateway.shadow import run_shadow
 from sluice.gateway.shedding import Shedder
 from sluice.gateway.spans import SpanSink
 from sluice.gateway.upstream import make_session
+from sluice.server.http_limits import ADMISSION_DECIDED
 
 
 class _Endpoint:
@@ -148,6 +150,8 @@ class Gateway:
         router = APIRouter(lifespan=self.lifespan)
         # answered ahead of all of FastAPI's layers by ``create_app`` (``SluiceApp.fast_paths``)
         router.fast_paths = {("POST", "/v1/chat/completions"): self.chat, ("GET", "/v1/models"): self.models}
+        # refused by the HTTP protocol itself past CPU saturation (``sluice.server.http_limits``)
+        router.early_refusals = {(b"POST", b"/v1/chat/completions"): self._early_refusal}
         router.routes.append(Route("/v1/chat/completions", _Endpoint(self.chat), methods=["POST"]))
         router.routes.append(Route("/v1/models", _Endpoint(self.models), methods=["GET"]))
         router.routes.append(Route("/v1/models/{model:path}", _Endpoint(self.model), methods=["GET"]))
@@ -238,10 +242,20 @@ class Gateway:
             "sluice_gateway_mirror_failed_total": ("counter", "Shadow copies that failed.", s["mirror_failed"]),
             "sluice_gateway_circuits_opened_total": ("counter", "Times an upstream's circuit opened.",
                                                      s["circuits_opened"]),
-            "sluice_gateway_shed_total": ("counter", "Chat requests answered 503 (in-flight limit or event-loop lag).",
+            "sluice_gateway_shed_total": ("counter", "Chat requests answered 503 (in-flight limit, CPU saturation "
+                                                     "or event-loop lag).",
                                           s["shed"]),
-            "sluice_gateway_shed_lag_total": ("counter", "Of those, shed for event-loop lag.", s["shed_lag"]),
+            "sluice_gateway_shed_lag_total": ("counter", "Of those, shed for CPU saturation or event-loop lag.",
+                                              s["shed_lag"]),
+            "sluice_gateway_shed_early_total": ("counter", "Of those, refused by the HTTP protocol before any "
+                                                           "request handling.", s["shed_early"]),
             "sluice_gateway_event_loop_lag_seconds": ("gauge", "The last measured event-loop lag.", s["loop_lag_s"]),
+            "sluice_gateway_event_loop_lag_max_seconds": ("gauge", "The largest event-loop lag measured since the "
+                                                                   "start.", s["loop_lag_max_s"]),
+            "sluice_gateway_event_loop_busy_ratio": ("gauge", "CPU share of the event loop's thread (smoothed).",
+                                                     s["loop_busy"]),
+            "sluice_gateway_admitted_share_ratio": ("gauge", "Share of chat requests admitted past saturation "
+                                                             "(1: none shed).", s["admitted_share"]),
             "sluice_auth_rejected_total": ("counter", "Requests refused for a missing, unknown or out-of-scope key "
                                                       "(every endpoint of this process).", s["auth_rejected"]),
         }
@@ -259,9 +273,18 @@ class Gateway:
     def shed(self) -> int:
         return self.shedder.shed
 
+    def _early_refusal(self, keep_alive: bool) -> bytes | None:
+        refusal = self.shedder.early_refusal(keep_alive)
+        if refusal is not None:
+            self.requests += 1
+        return refusal
+
     async def chat(self, scope, receive, send) -> None:
         self.requests += 1
-        if not self.shedder.admit():
+        admitted_at = scope.get(ADMISSION_DECIDED)
+        if admitted_at is not None:
+            self.shedder.waited(time.perf_counter() - admitted_at)
+        if not self.shedder.admit(decided=admitted_at is not None):
             await self.shedder.reject(send)
             return
         try:
@@ -285,6 +308,8 @@ class Gateway:
                 "mirror_failed": self.mirror.failed, "circuits_opened": self.breakers.opened,
                 "in_flight": self.in_flight, "shed": self.shed, "shed_lag": self.shedder.shed_lag,
                 "loop_lag_s": round(self.shedder.lag_s, 6),
+                "loop_busy": round(self.shedder.busy, 3), "loop_lag_max_s": round(self.shedder.max_lag_s, 6), "admitted_share": round(self.shedder.share, 3),
+                "shed_early": self.shedder.shed_early,
                 "cache_stored": self.cache.stored if self.cache else 0,
                 "cache_shared_in": self.cache.shared_in if self.cache else 0}
 

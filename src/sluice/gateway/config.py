@@ -100,6 +100,9 @@ class GatewaySettings(Strict):
                                   "thread while the gateway runs (0: leave it)")
     shed_retry_after_s: float = Field(default=1.0, gt=0, description="retry-after of a request shed at the limit "
                                       "(the header is rounded up to whole seconds; retry-after-ms is exact)")
+    shed_cpu_share: float = Field(default=0.9, ge=0, le=1, description="CPU share of the event loop's thread "
+                                  "beyond which a growing share of new chat requests is shed (503) until it falls "
+                                  "again; 0 disables; off whenever shed_lag_ms is 0")
     shed_lag_ms: float = Field(default_factory=lambda: _shed_lag_default(), ge=0,
                                description="event-loop lag beyond which new chat requests are shed (503) until it "
                                "falls again; 0 disables (default 30, or SLUICE_SHED_LAG_MS)")

@@ -74,6 +74,7 @@ def create_app(store: Any, telemetry: TelemetrySettings | None = None, *,
     for r in routers:
         app.include_router(r)
         app.fast_paths.update(getattr(r, "fast_paths", None) or {})
+        app.early_refusals.update(getattr(r, "early_refusals", None) or {})
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request) -> JSONResponse:
@@ -136,6 +137,9 @@ class SluiceApp(FastAPI):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.fast_paths: dict[tuple[str, str], Any] = {}
+        # (method, path) as bytes -> hook(keep_alive) -> a whole 503 response or None: asked by the
+        # HTTP protocol before the request exists (``sluice.server.http_limits``)
+        self.early_refusals: dict[tuple[bytes, bytes], Any] = {}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":

@@ -19,9 +19,11 @@ CLIENT_IDLE_S = 120  # keep-alive: longer than load balancers' and SDK pools' id
 
 
 def config(app: Any, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:
-    """Request heads over ``http_limits.MAX_HEAD_BYTES`` get a 431 before any handler runs."""
+    """Request heads over ``http_limits.MAX_HEAD_BYTES`` get a 431 before any handler runs, and the
+    app's ``early_refusals`` (the gateway's load shedding) answer before any ASGI work."""
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                          lifespan="on", timeout_graceful_shutdown=10, http=http_limits.protocol_class(),
+                          lifespan="on", timeout_graceful_shutdown=10,
+                          http=http_limits.protocol_class(early_refusals=getattr(app, "early_refusals", None)),
                           h11_max_incomplete_event_size=http_limits.MAX_HEAD_BYTES,
                           timeout_keep_alive=CLIENT_IDLE_S)
 
