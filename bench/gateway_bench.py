@@ -212,7 +212,9 @@ def loadgen_main(argv: list[str]) -> None:
     a = ap.parse_args(argv)
     import uvloop
     out = uvloop.run(generate(a.url, a.model, a.token, a.rate, a.duration, a.warmup, a.timeout, a.max_in_flight))
+    os.set_blocking(sys.stdout.fileno(), True)  # the loop may leave the pipe non-blocking: a large report got cut
     sys.stdout.write(json.dumps(out))
+    sys.stdout.flush()
 
 
 # --- processes ---------------------------------------------------------------------------------

@@ -117,6 +117,35 @@ def test_the_admitted_share_shrinks_under_saturation_and_grows_back():
     assert steer(0.5, 1.0, False, 0.0) > 0.5  # no CPU limit: only lag cuts the share
 
 
+def test_a_standing_queue_of_admitted_requests_cuts_the_share():
+    """CoDel's rule: admitted requests that all waited past the target for the loop, tick after
+    tick for a whole window, mean a standing queue; a burst (one short wait in the window) does not."""
+    from sluice.gateway.config import GatewaySettings
+    from sluice.gateway.shedding import WAIT_TARGET_S, WAIT_WINDOW, Shedder
+
+    shedder = Shedder(GatewaySettings(shed_lag_ms=30))
+    for tick in range(WAIT_WINDOW):
+        shedder.waited(WAIT_TARGET_S * 4)
+        shedder.waited(WAIT_TARGET_S * 2)
+        if tick == 2:
+            shedder.waited(WAIT_TARGET_S / 10)  # one request went straight through: no standing queue
+        shedder.tick(0.0, 0.5)
+    assert not shedder.queueing() and shedder.share == 1.0
+    for _ in range(WAIT_WINDOW):
+        shedder.waited(WAIT_TARGET_S * 2)
+        shedder.tick(0.0, 0.5)
+    assert shedder.queueing() and shedder.share < 1.0
+    cut = shedder.share
+    for _ in range(WAIT_WINDOW):
+        shedder.tick(0.0, 0.5)  # nothing admitted in these ticks: no wait, no queue
+    assert not shedder.queueing() and shedder.share > cut
+    off = Shedder(GatewaySettings(shed_lag_ms=0))  # the one switch turns the queue signal off too
+    for _ in range(WAIT_WINDOW):
+        off.waited(1.0)
+        off.tick(0.0, 1.0)
+    assert not off.queueing() and off.share == 1.0
+
+
 def test_a_share_is_spread_evenly_over_requests():
     from sluice.gateway.config import GatewaySettings
     from sluice.gateway.shedding import Shedder

@@ -47,3 +47,20 @@ def test_catalog_needs_an_admin_key_once_keys_exist(seeded):
         assert c.get("/api/gates").status_code == 401
         assert c.get("/api/gates", headers={"authorization": f"Bearer {ingest}"}).status_code == 403
         assert c.get("/api/gates", headers={"authorization": f"Bearer {admin}"}).status_code == 200
+
+
+def test_a_release_lookup_never_reads_the_servers_files(seeded, tmp_path, monkeypatch):
+    """GET /api/releases/{ref} with a ref that names a release folder in the server's working
+    directory (or '.') used to load and register it: a reader's GET wrote to the store."""
+    folder = tmp_path / "shipit"
+    folder.mkdir()
+    (folder / "release.yaml").write_text("name: shipit\nversion: '9'\ncomponents:\n  responder:\n"
+                                         "    provider: openai\n    model: m\n    base_url: http://127.0.0.1:9/v1\n")
+    (tmp_path / "release.yaml").write_text((folder / "release.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    with running(create_app(seeded, routers=[catalog])) as url:
+        c = httpx.Client(base_url=url)
+        for ref in ("shipit", ".", "..", "./shipit"):
+            r = c.get(f"/api/releases/{ref}")
+            assert r.status_code == 404, (ref, r.text)
+    assert [r.name for r in seeded.list_releases()] == ["bot", "bot"]

@@ -27,6 +27,7 @@ elsewhere or later (``retry-after`` whole seconds, ``retry-after-ms``, ``x-shoul
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
 from typing import Iterable
@@ -64,6 +65,14 @@ def steer(share: float, busy: float, lagging: bool, cpu_limit: float) -> float:
     return share
 
 
+def _cpus_allowed() -> int:
+    """CPUs this process may run on: with one, the span writer's thread competes with the loop for it."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _body(message: str) -> bytes:
     return orjson.dumps({"error": {"message": message, "type": "server_error", "param": None, "code": "overloaded"}})
 
@@ -96,7 +105,7 @@ class Shedder:
         self.share = 1.0  # the admitted share of chat requests (1: no CPU shedding)
         self._credit = 0.0
         self.recent_lags_s: deque[float] = deque(maxlen=SUSTAINED)
-        self._tick_min_wait = 0.0  # the shortest wait of a request admitted by the protocol this tick
+        self._tick_min_wait = float("inf")  # the shortest wait of a request admitted by the protocol this tick
         self._waits: deque[float] = deque(maxlen=WAIT_WINDOW)  # those minima, tick by tick
         self.max_lag_s = 0.0
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -126,20 +135,31 @@ class Shedder:
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
-        cpu, wall = time.thread_time(), time.perf_counter()
+        cpus = _cpus_allowed()
+        cpu, proc, wall = time.thread_time(), time.process_time(), time.perf_counter()
         while True:
             due = loop.time() + self.interval_s
             await asyncio.sleep(self.interval_s)
-            self.lag_s = max(0.0, loop.time() - due)
-            now_cpu, now_wall = time.thread_time(), time.perf_counter()
+            lag = max(0.0, loop.time() - due)
+            now_cpu, now_proc, now_wall = time.thread_time(), time.process_time(), time.perf_counter()
             if now_wall > wall:
-                self.busy = (1 - BUSY_WEIGHT) * self.busy + BUSY_WEIGHT * min(1.0, (now_cpu - cpu) / (now_wall - wall))
-            cpu, wall = now_cpu, now_wall
-            self.recent_lags_s.append(self.lag_s)
-            self.max_lag_s = max(self.max_lag_s, self.lag_s)
-            self._waits.append(0.0 if self._tick_min_wait == float("inf") else self._tick_min_wait)
-            self._tick_min_wait = float("inf")
-            self.share = steer(self.share, self.busy, self.lagging() or self.queueing(), self.cpu_limit)
+                elapsed = now_wall - wall
+                busy = min(1.0, max(now_cpu - cpu, (now_proc - proc) / cpus) / elapsed)
+            else:
+                busy = self.busy
+            cpu, proc, wall = now_cpu, now_proc, now_wall
+            self.tick(lag, busy)
+
+    def tick(self, lag_s: float, busy: float) -> None:
+        """One measurement of the monitor (lag, the loop thread's CPU share since the last one):
+        update the signals and steer the admitted share."""
+        self.lag_s = lag_s
+        self.busy = (1 - BUSY_WEIGHT) * self.busy + BUSY_WEIGHT * busy
+        self.recent_lags_s.append(lag_s)
+        self.max_lag_s = max(self.max_lag_s, lag_s)
+        self._waits.append(0.0 if self._tick_min_wait == float("inf") else self._tick_min_wait)
+        self._tick_min_wait = float("inf")
+        self.share = steer(self.share, self.busy, self.lagging() or self.queueing(), self.cpu_limit)
 
     def queueing(self) -> bool:
         """A standing queue: every tick of the window saw admitted requests wait past the target."""

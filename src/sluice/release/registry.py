@@ -58,11 +58,14 @@ def register(store: Store, bundle: ReleaseBundle, *, actor: str | None = None) -
     return record, True
 
 
-def resolve_release(store: Store, ref: str) -> ReleaseRecord:
+def resolve_release(store: Store, ref: str, *, paths: bool = True) -> ReleaseRecord:
+    """A stored release by name@version, name (newest), digest or digest prefix; with ``paths``
+    (the CLI) a release folder or manifest path is registered first. The HTTP API passes
+    ``paths=False``: a reader's GET must never read the server's files nor register anything."""
     ref = ref.strip()
     if not ref:
         raise ConfigError("empty release reference")
-    if _looks_like_path(ref):
+    if paths and _looks_like_path(ref):
         record, _ = register(store, load_release(ref))
         return record
     if ref.startswith(PREFIX):

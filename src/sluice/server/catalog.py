@@ -50,9 +50,9 @@ async def release(request: Request, ref: str) -> JSONResponse:
     from sluice.release.registry import resolve_release
 
     def one(store):
-        if "/" in ref or ref.endswith((".yaml", ".yml")):
+        if "/" in ref or ref.endswith((".yaml", ".yml")) or ref.startswith("."):
             raise NotFoundError(f"no release '{ref}' (paths are not accepted here)")
-        rec = resolve_release(store, ref)
+        rec = resolve_release(store, ref, paths=False)
         return _release(rec) | {"manifest": rec.manifest}
 
     return await _read(request, one)
