@@ -112,8 +112,15 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/crossenc-work"))
     ap.add_argument("--out", type=Path,
                     default=REPO / "src/sluice/evals/backends/data/groundedness-crossenc.onnx")
+    ap.add_argument("--export-only", type=Path, help="export this checkpoint (.pt) and stop")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.export_only:
+        model = CrossEncoder(args.layers)
+        model.load_state_dict(torch.load(args.export_only))
+        args.work.mkdir(parents=True, exist_ok=True)
+        export(model, tokenizer(), args.work, args.out)
+        return
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     args.work.mkdir(parents=True, exist_ok=True)

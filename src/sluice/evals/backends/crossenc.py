@@ -83,7 +83,7 @@ def model_available() -> bool:
 class CrossEncoder:
     """P(supported) for (claim, question, context) triples, batched, on onnxruntime."""
 
-    def __init__(self, model_path: str | Path = MODEL_PATH, *, threads: int | None = None,
+    def __init__(self, model_path: str | Path | None = None, *, threads: int | None = None,
                  batch_size: int = 32):
         try:
             import onnxruntime as ort
@@ -91,6 +91,7 @@ class CrossEncoder:
         except ImportError as exc:  # pragma: no cover - both are runtime dependencies
             raise RuntimeError("the groundedness cross-encoder needs onnxruntime and tokenizers "
                                f"({exc}); use backend: lexical without them") from exc
+        model_path = MODEL_PATH if model_path is None else model_path
         if not Path(model_path).is_file():
             raise RuntimeError(f"groundedness cross-encoder weights not found at {model_path}")
         opts = ort.SessionOptions()
@@ -166,3 +167,49 @@ def load_crossenc() -> CrossEncoder:
         if _model is None:
             _model = CrossEncoder()
         return _model
+
+
+COMBINED_PATH = Path(__file__).parent / "data" / "groundedness-combined.json"
+
+
+class Combined:
+    """P(supported) from the cross-encoder's logit and the verifier's lexical claim features.
+
+    Two logistic models (``training/groundedness/train_combined.py``): ``qa`` for claims
+    answering a question, ``summary`` for the rest. The MiniLM similarity features of the
+    verifier are left out, so the cross-encoder is the only model that runs.
+    """
+
+    def __init__(self, path: Path = COMBINED_PATH):
+        import json
+
+        from sluice.evals.backends.trained import Logistic
+        from sluice.evals.verifier import FEATURES
+
+        raw = json.loads(path.read_text())
+        self.columns = tuple(raw["columns"])
+        if self.columns[:-1] != tuple(f for f in FEATURES if not f.startswith("sim_")) \
+                or self.columns[-1] != "crossenc_logit":
+            raise ValueError(f"{path}: trained on other features than this code computes; "
+                             "retrain with training/groundedness/train_combined.py")
+        self.keep = [FEATURES.index(f) for f in self.columns[:-1]]
+        self.qa = Logistic.from_json(raw["qa"])
+        self.summary = Logistic.from_json(raw["summary"])
+        self.meta = raw.get("meta", {})
+
+    def predict(self, features: np.ndarray, probs: np.ndarray, has_query: bool) -> np.ndarray:
+        """P(supported) per claim from (claims, FEATURES) and the cross-encoder's P."""
+        p = np.clip(probs, 1e-6, 1 - 1e-6)
+        x = np.column_stack([features[:, self.keep], np.log(p / (1 - p))])
+        return (self.qa if has_query else self.summary).predict(x)
+
+
+_combined: Combined | None = None
+
+
+def load_combined() -> Combined:
+    global _combined
+    with _model_lock:
+        if _combined is None:
+            _combined = Combined()
+        return _combined
