@@ -177,7 +177,8 @@ def markdown(results: dict) -> str:
     for b in results["backends"]:
         cells = [f"{b['sets'][s]['balanced_accuracy']:.3f} ({b['sets'][s]['kept']:.2f} / "
                  f"{b['sets'][s]['caught']:.2f})" for s in sets]
-        lines.append(f"| {b['backend']} | " + " | ".join(cells) +
+        mark = " *" if b.get("measured") else ""
+        lines.append(f"| {b['backend']}{mark} | " + " | ".join(cells) +
                      f" | {b['ms_per_row_median_batched']} | {b['ms_per_row_median_single']} | "
                      f"{b['peak_rss_mb']} MB |")
     for name in ("length", "containment"):
@@ -193,7 +194,11 @@ def markdown(results: dict) -> str:
     rows = " · ".join(f"{s} {len_}" for s, len_ in results["rows"].items())
     return ("# Groundedness benchmark\n\nBalanced accuracy (grounded kept / hallucinated caught); "
             f"rows: {rows}.\nMachine: {results['machine']}, load average at start "
-            f"{results['load_average']}.\n\n" + head + "\n".join(lines) +
+            f"{results['load_average']}.\n\n" + head + "\n".join(lines)
+            + ("\n\n\\* measured in an earlier run of this benchmark (load average then "
+               f"{next(b['measured'] for b in results['backends'] if b.get('measured'))}); "
+               "the others in this one."
+               if any(b.get("measured") for b in results["backends"]) else "") +
             "\n\nms per row by set (batches of 64, cold caches per set; one row = a HaluEval "
             "held-out row alone, cold caches, median of 100):\n\n" + ms + "\n")
 
@@ -220,6 +225,16 @@ def main() -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800)
         results["backends"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(f"{name}: done", file=sys.stderr)
+    if args.backends and (RESULTS / "groundedness.json").is_file():
+        # A partial run keeps the other backends' last figures (their rows say when measured).
+        previous = json.loads((RESULTS / "groundedness.json").read_text())
+        ran = {b["backend"] for b in results["backends"]}
+        kept = [{**b, "measured": b.get("measured", previous.get("load_average"))}
+                for b in previous["backends"] if b["backend"] not in ran]
+        results["backends"] = [b for b in results["backends"]] + kept
+        order = list(BACKENDS)
+        results["backends"].sort(key=lambda b: order.index(b["backend"])
+                                 if b["backend"] in order else len(order))
     results["not_run"] = {"nli": "no NLI weights ship with Sluice (bring a model folder)",
                           "llm_judge": "needs a judge model endpoint"}
     RESULTS.mkdir(parents=True, exist_ok=True)
