@@ -40,12 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SETS_DIR = ROOT / "tests" / "evals" / "data" / "groundedness"
 RESULTS = ROOT / "bench" / "results"
 BACKENDS = {"crossencoder": {"backend": "crossencoder"},
-            "crossencoder, 1 core": {"backend": "crossencoder"},
-            "crossencoder, no fact checks": {"backend": "crossencoder", "require_facts": False},
+            "crossencoder (1 core)": {"backend": "crossencoder"},
+            "crossencoder (no fact checks)": {"backend": "crossencoder", "require_facts": False},
             "verifier": {"backend": "verifier"}, "lexical": {"backend": "lexical"},
             "embedding": {"backend": "embedding", "embedder": "minilm"}}
 # Backends measured pinned to one CPU core (the latency target is per core).
-ONE_CORE = {"crossencoder, 1 core"}
+ONE_CORE = {"crossencoder (1 core)"}
 SETS = ("halueval_dev", "halueval_dev_length_matched", "halueval_heldout",
         "halueval_heldout_augmented", "summedits_news", "summedits_scitldr")
 CHUNK = 64

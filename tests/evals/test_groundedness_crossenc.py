@@ -136,8 +136,10 @@ def _measure(rows: list[dict]) -> tuple[float, float]:
 
 
 # Bounds: a little under the figures in bench/results/groundedness.md.
-LABELLED = {"halueval_heldout": (0.0, 0.0), "halueval_heldout_augmented": (0.0, 0.0),
-            "summedits_news": (0.0, 0.0), "summedits_scitldr": (0.0, 0.0)}
+# Measured: held-out 0.955 (kept 0.94), rewrites 0.604 (0.59), news 0.535 (0.21),
+# scitldr 0.592 (0.71), dev 0.959 (0.97).
+LABELLED = {"halueval_heldout": (0.93, 0.90), "halueval_heldout_augmented": (0.57, 0.54),
+            "summedits_news": (0.51, 0.15), "summedits_scitldr": (0.56, 0.65)}
 
 
 @needs_model
@@ -151,4 +153,4 @@ def test_labelled_held_out(name: str) -> None:
 @needs_model
 def test_labelled_halueval_dev() -> None:
     bal, kept = _measure(_dev())
-    assert bal >= 0.0 and kept >= 0.0, (bal, kept)
+    assert bal >= 0.94 and kept >= 0.95, (bal, kept)
