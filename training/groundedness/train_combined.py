@@ -26,7 +26,8 @@ from sluice.evals.backends.trained import Logistic  # noqa: E402
 from sluice.evals.claims import extract_claims  # noqa: E402
 from sluice.evals.verifier import FEATURES, Context, claim_features  # noqa: E402
 
-OUT = Path(__file__).resolve().parents[2] / "src/sluice/evals/backends/data/groundedness-combined.json"
+OUT = (Path(__file__).resolve().parents[2] / "src" / "sluice" / "evals" / "backends" / "data"
+       / "groundedness-combined.json")
 SIMS = ("sim_best", "sim_answer_sentence", "sim_question")
 COLUMNS = tuple(f for f in FEATURES if f not in SIMS) + ("crossenc_logit",)
 KEEP = [FEATURES.index(f) for f in FEATURES if f not in SIMS]
@@ -111,7 +112,6 @@ def main() -> None:
     qa = calibrate(fit(*matrix(sets, qa_names), []), sets, qa_names, 0.0)
     # A gate must not fail most faithful summaries: keep at least 65 % on the training domains.
     summary = calibrate(fit(*matrix(sets, sum_names), []), sets, ("summedits_train",), 0.65)
-    has_q = COLUMNS.index("has_question")
     report = {}
     for name in REPORT:
         rows, mats = sets[name]
@@ -125,11 +125,9 @@ def main() -> None:
                         "caught": round(caught, 4), "crossenc_alone": round(bal_ce, 4)}
         print(f"{name:28s} combined {bal:.3f} (kept {kept:.2f} caught {caught:.2f})  "
               f"crossenc alone {bal_ce:.3f} (kept {kept_ce:.2f})")
-    del has_q
     for kind, m in (("qa", qa), ("summary", summary)):
-        print(kind + ": " + ", ".join(f"{f} {w:+.2f}" for f, w in
-                                      sorted(zip(COLUMNS, m.weights), key=lambda x: -abs(x[1]))[:8]),
-              file=sys.stderr)
+        top = sorted(zip(COLUMNS, m.weights), key=lambda x: -abs(x[1]))[:8]
+        print(kind + ": " + ", ".join(f"{f} {w:+.2f}" for f, w in top), file=sys.stderr)
     raw = {"columns": list(COLUMNS), "qa": qa.to_json(), "summary": summary.to_json(),
            "meta": {"qa_trained_on": list(qa_names), "summary_trained_on": list(sum_names),
                     "report": report, "script": "training/groundedness/train_combined.py"}}
