@@ -64,7 +64,7 @@ def test_groundedness_details_name_the_unsupported_claim() -> None:
     assert "Bitcoin" in r.reason
 
 
-@pytest.mark.parametrize("backend", ["verifier", "lexical"])
+@pytest.mark.parametrize("backend", ["verifier", "crossencoder", "lexical"])
 def test_groundedness_edge_cases(backend: str) -> None:
     g = Groundedness(backend=backend)
     assert g.evaluate(response="Happy to help! Anything else?", context=["x y z"]).score == 1.0

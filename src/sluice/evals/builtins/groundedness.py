@@ -9,6 +9,10 @@ Score = supported claims ÷ claims (an answer without checkable claims scores 1)
   supported when its names, numbers, quotes and polarity are in the context and either
   P(supported) ≥ 0.5 or (``lexical_support``) ≥ 80 % of its words stand in one passage, mostly
   in the same order.
+- ``crossencoder``: a small cross-encoder trained by us (MiniLM, first layers, int8 ONNX shipped
+  in the package) reads each claim with its question and the context sentences most like it and
+  gives P(supported); with ``require_facts`` (default) the claim's names, numbers, quotes and
+  polarity must also be in the context.
 - ``lexical`` (deterministic, ~0.1 ms a row): numbers, quoted text and names must
   appear in the context; ``min_overlap`` of the claim's content words must appear in one passage;
   negation must agree. Misses paraphrase (false "unsupported") and subtle swaps of common words.
@@ -35,7 +39,7 @@ from sluice.evals.claims import ClaimCheck, ContextIndex, check_lexical, extract
     missing_facts, negated
 from sluice.evals.registry import register
 from sluice.evals.text import split_sentences
-from sluice.evals.verifier import FEATURES
+from sluice.evals.verifier import FEATURES, Context, claim_features
 
 
 FACT_KEYS = ("names", "numbers", "quotes", "negation")
@@ -49,6 +53,7 @@ def _query(fields: dict[str, Any]) -> str | None:
 
 _MISSING_LABELS = {"numbers": "number", "quotes": "quote", "names": "name", "negation": "negation",
                    "words": "not in the context", "relation": "not where the context answers",
+                   "meaning": "not what the context says",
                    "contradiction": "contradiction"}
 
 
@@ -57,7 +62,7 @@ def _missing_text(missing: dict[str, list[str]]) -> str:
     parts = [f"{_MISSING_LABELS.get(k, k)}: {', '.join(v[:4])}" for k, v in missing.items() if v]
     return f" ({'; '.join(parts)})" if parts else ""
 
-BACKENDS = ("verifier", "lexical", "embedding", "nli", "llm_judge")
+BACKENDS = ("verifier", "crossencoder", "lexical", "embedding", "nli", "llm_judge")
 
 JUDGE_SYSTEM = (
     "You check whether claims are supported by a context. A claim is supported only if the "
@@ -77,7 +82,8 @@ class Groundedness(BaseEvaluator):
                  min_overlap: float = 0.6, min_similarity: float = 0.6,
                  require_facts: bool = True, embedder: str = "auto",
                  nli_model: str | None = None, entailment_threshold: float = 0.5,
-                 judge: dict[str, Any] | None = None, lexical_support: bool = True):
+                 judge: dict[str, Any] | None = None, lexical_support: bool = True,
+                 min_support: float | None = None, combine: bool = True):
         super().__init__(threshold=threshold)
         if backend not in BACKENDS:
             raise ConfigError(f"evaluator 'groundedness': unknown backend '{backend}'; "
@@ -100,6 +106,15 @@ class Groundedness(BaseEvaluator):
         if backend == "llm_judge":
             self.judge = judge_from_args(judge)
             self.concurrency = 4
+        if backend == "crossencoder":
+            from sluice.evals.backends.crossenc import load_combined, load_crossenc
+
+            try:
+                self.crossenc = load_crossenc()
+            except RuntimeError as exc:
+                raise ConfigError(f"evaluator 'groundedness': {exc}") from exc
+            self.combined = load_combined() if combine else None
+            self.min_support = 0.5 if min_support is None else min_support
         if backend == "verifier":
             if embedder not in ("auto", "minilm"):
                 raise ConfigError("evaluator 'groundedness': the verifier backend was trained on "
@@ -110,7 +125,12 @@ class Groundedness(BaseEvaluator):
     # --- batch preparation -----------------------------------------------------------------
 
     def prepare(self, batch: Sequence[dict[str, Any]]) -> None:
-        if self.backend == "verifier":
+        if self.backend == "crossencoder":  # one batched model pass fills the model's cache
+            items = [(c, _query(f), context_list(f["context"])) for f in batch
+                     if f.get("response") and f.get("context")
+                     for c in extract_claims(f["response"])]
+            self.crossenc.predict(items)
+        elif self.backend == "verifier":
             rows = [(f["response"], context_list(f["context"]), _query(f)) for f in batch
                     if f.get("response") and f.get("context")]
             batch_embedder(self.embedder_name).embed(batch_texts(rows))
@@ -143,6 +163,8 @@ class Groundedness(BaseEvaluator):
                 return self.error(f"judge failed: {exc}")
         elif self.backend == "verifier":
             checks = self._verify(fields["response"], docs, _query(fields))
+        elif self.backend == "crossencoder":
+            checks = self._crossencoder(claims, docs, _query(fields))
         else:
             ctx = ContextIndex.build(docs)
             if self.backend == "lexical":
@@ -180,6 +202,27 @@ class Groundedness(BaseEvaluator):
             if not ok and not any(missing.values()):
                 missing.update(ev.unsupported)
             out.append(ClaimCheck(claim, ok, float(p), ev.evidence, missing))
+        return out
+
+    def _crossencoder(self, claims: list[str], docs: list[str],
+                      query: str | None) -> list[ClaimCheck]:
+        from sluice.evals.backends.crossenc import select_sentences
+
+        probs = self.crossenc.predict([(c, query, docs) for c in claims])
+        ctx = Context.build(docs, query)
+        evidence = [claim_features(c, query, ctx, None) for c in claims]
+        if self.combined is not None:
+            probs = self.combined.predict(np.array([e.features for e in evidence]), probs,
+                                          query is not None)
+        out = []
+        for claim, ev, p in zip(claims, evidence, probs):
+            missing = dict(ev.missing) if self.require_facts else {}
+            ok = bool(p >= self.min_support and not any(missing.values()))
+            top = select_sentences(claim, query, docs, top=1)
+            if not ok and not any(missing.values()):
+                missing.update(ev.unsupported
+                               or {"meaning": [f"closest: '{top[0][:80]}'" if top else ""]})
+            out.append(ClaimCheck(claim, ok, float(p), top[0] if top else ev.evidence, missing))
         return out
 
     def _facts(self, claim: str, ctx: ContextIndex) -> dict[str, list[str]]:
