@@ -8,21 +8,15 @@ HaluEval dev from ../shared when it is there.
 
 from __future__ import annotations
 
-import gzip
-import json
-import os
-from pathlib import Path
-
 import pytest
 
+from groundedness_sets import halueval_dev, load_set
 from sluice.errors import ConfigError
 from sluice.evals import Groundedness
 from sluice.evals.backends import crossenc
 from sluice.evals.backends.crossenc import MAX_TOKENS, encode_pair, first_segment, \
     make_tokenizer, select_sentences
 
-DATA = Path(__file__).parent / "data" / "groundedness"
-ROOT = Path(__file__).resolve().parents[2]
 
 needs_model = pytest.mark.skipif(not crossenc.model_available(),
                                  reason="onnxruntime/tokenizers or the model file missing")
@@ -105,26 +99,6 @@ def test_model_rejection_without_missing_fact_still_says_why() -> None:
 
 # --- labelled accuracy ------------------------------------------------------------------------
 
-def _load(name: str) -> list[dict]:
-    with gzip.open(DATA / f"{name}.jsonl.gz", "rt") as f:
-        return [json.loads(x) for x in f]
-
-
-def _dev() -> list[dict]:
-    for base in (ROOT.parent / "shared", Path("/work/shared")):
-        p = base / "data" / "halueval_qa_dev.jsonl"
-        if p.is_file():
-            rows = []
-            for r in (json.loads(x) for x in p.read_text().splitlines() if x.strip()):
-                for label, key in ((1, "right_answer"), (0, "hallucinated_answer")):
-                    rows.append({"query": r["question"], "context": [r["knowledge"]],
-                                 "response": r[key], "label": label})
-            return rows
-    if os.environ.get("CI") == "true":
-        pytest.fail("../shared/data/halueval_qa_dev.jsonl is missing")
-    pytest.skip("../shared/data/halueval_qa_dev.jsonl not found")
-
-
 def _measure(rows: list[dict]) -> tuple[float, float]:
     res = Groundedness(backend="crossencoder").evaluate_batch(
         [{"response": r["response"], "context": r["context"], "query": r["query"]} for r in rows])
@@ -145,12 +119,12 @@ LABELLED = {"halueval_heldout": (0.93, 0.90), "halueval_heldout_augmented": (0.5
 @needs_model
 @pytest.mark.parametrize("name", sorted(LABELLED))
 def test_labelled_held_out(name: str) -> None:
-    bal, kept = _measure(_load(name))
+    bal, kept = _measure(load_set(name))
     want_bal, want_kept = LABELLED[name]
     assert bal >= want_bal and kept >= want_kept, (bal, kept)
 
 
 @needs_model
 def test_labelled_halueval_dev() -> None:
-    bal, kept = _measure(_dev())
+    bal, kept = _measure(halueval_dev())
     assert bal >= 0.94 and kept >= 0.95, (bal, kept)

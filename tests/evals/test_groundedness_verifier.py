@@ -9,47 +9,28 @@ HaluEval dev set from ../shared when it is there (CI has it; a worktree may not)
 
 from __future__ import annotations
 
-import gzip
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from groundedness_sets import halueval_dev, load_set
 from sluice.errors import ConfigError
 from sluice.evals import Groundedness, build, evaluator_spec
 from sluice.evals.backends.trained import VerifierModel, WEIGHTS_PATH, load_model
 from sluice.evals.verifier import FEATURES
 
-DATA = Path(__file__).parent / "data" / "groundedness"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 TRAINED_KINDS = ("sentence", "wrong-span", "swapped", "number", "negated")
 
 
 def _load(name: str, limit: int | None = None) -> list[dict]:
-    with gzip.open(DATA / f"{name}.jsonl.gz", "rt") as f:
-        rows = [json.loads(x) for x in f]
+    rows = load_set(name)
     if name.endswith("_augmented"):  # restated answers are reported by the benchmark only
         rows = [r for r in rows if r["id"].split("-", 1)[1] in TRAINED_KINDS]
     return rows[:limit]
-
-
-def _dev() -> list[dict]:
-    for base in (ROOT.parent / "shared", Path("/work/shared")):
-        p = base / "data" / "halueval_qa_dev.jsonl"
-        if p.is_file():
-            rows = []
-            for r in (json.loads(x) for x in p.read_text().splitlines() if x.strip()):
-                for label, key in ((1, "right_answer"), (0, "hallucinated_answer")):
-                    rows.append({"query": r["question"], "context": [r["knowledge"]],
-                                 "response": r[key], "label": label})
-            return rows
-    if os.environ.get("CI") == "true":
-        pytest.fail("../shared/data/halueval_qa_dev.jsonl is missing")
-    pytest.skip("../shared/data/halueval_qa_dev.jsonl not found")
 
 
 def _balanced(rows: list[dict]) -> tuple[float, float, float]:
@@ -76,7 +57,7 @@ def test_verifier_on_held_out_labelled_sets(name: str, limit: int | None, bound:
 
 
 def test_verifier_on_halueval_dev() -> None:
-    rows = _dev()
+    rows = halueval_dev()
     bal, kept, caught = _balanced(rows)
     print(f"groundedness[verifier] halueval_dev: balanced {bal:.3f} (kept {kept:.3f}, "
           f"caught {caught:.3f})")

@@ -20,6 +20,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,10 @@ def balanced(scores: np.ndarray, labels: np.ndarray,
     return (kept + caught) / 2, kept, caught
 
 
-def training_matrix(sets: dict, names: tuple[str, ...], model: Logistic | None):
+def training_matrix(sets: dict, names: tuple[str, ...], weakest: Callable[[np.ndarray], int] | None = None):
+    """Claim rows, labels and weights balancing the classes per set; an unsupported answer
+    contributes only its ``weakest`` claim (the one a first model doubts most) when given,
+    since its other claims may well be supported."""
     xs, ys, ws = [], [], []
     for name in names:
         rows, mats = sets[name]
@@ -122,8 +126,8 @@ def training_matrix(sets: dict, names: tuple[str, ...], model: Logistic | None):
             for r, m in zip(rows, mats):
                 if r["label"] != cls or not len(m):
                     continue
-                if cls == 0 and model is not None and len(m) > 1:
-                    m = m[[int(np.argmin(model.predict(m)))]]
+                if cls == 0 and weakest is not None and len(m) > 1:
+                    m = m[[weakest(m)]]
                 xs.append(m)
                 ys.append(np.full(len(m), cls))
                 ws.append(np.full(len(m), 1.0 / (n_cls * len(m))))
@@ -135,8 +139,9 @@ def train_one(sets: dict, names: tuple[str, ...], interact: tuple[str, ...] = ()
     """Fit, refine the negatives (multiple-instance), then move the balanced cut to 0.5."""
     idx = [FEATURES.index(f) for f in interact]
     pairs = [(i, j) for a, i in enumerate(idx) for j in idx[a:]]
-    model = fit(*training_matrix(sets, names, None), pairs)
-    model = fit(*training_matrix(sets, names, model), pairs)
+    model = fit(*training_matrix(sets, names), pairs)
+    first = model
+    model = fit(*training_matrix(sets, names, lambda m: int(np.argmin(first.predict(m)))), pairs)
     grid = np.linspace(0.05, 0.95, 91)
 
     def mean_balanced(th: float) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train import balanced, fit, load  # noqa: E402
+from train import balanced, fit, load, training_matrix  # noqa: E402
 
 from sluice.evals.backends.crossenc import load_crossenc  # noqa: E402
 from sluice.evals.backends.trained import Logistic  # noqa: E402
@@ -63,21 +63,8 @@ def scores(model: Logistic, mats: list[np.ndarray]) -> np.ndarray:
 
 
 def matrix(sets: dict, names: tuple[str, ...]):
-    xs, ys, ws = [], [], []
-    for name in names:
-        rows, mats = sets[name]
-        labels = np.array([r["label"] for r in rows])
-        for cls in (0, 1):
-            n_cls = (labels == cls).sum()
-            for r, m in zip(rows, mats):
-                if r["label"] != cls or not len(m):
-                    continue
-                if cls == 0 and len(m) > 1:  # the weakest claim by the cross-encoder
-                    m = m[[int(np.argmin(m[:, -1]))]]
-                xs.append(m)
-                ys.append(np.full(len(m), cls))
-                ws.append(np.full(len(m), 1.0 / (n_cls * len(m))))
-    return np.concatenate(xs), np.concatenate(ys).astype(float), np.concatenate(ws) * 1000
+    """``train.training_matrix`` with the weakest claim chosen by the cross-encoder (last column)."""
+    return training_matrix(sets, names, lambda m: int(np.argmin(m[:, -1])))
 
 
 def calibrate(model: Logistic, sets: dict, names: tuple[str, ...], min_kept: float) -> Logistic:

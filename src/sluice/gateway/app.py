@@ -308,8 +308,8 @@ class Gateway:
                 "mirror_failed": self.mirror.failed, "circuits_opened": self.breakers.opened,
                 "in_flight": self.in_flight, "shed": self.shed, "shed_lag": self.shedder.shed_lag,
                 "loop_lag_s": round(self.shedder.lag_s, 6),
-                "loop_busy": round(self.shedder.busy, 3), "loop_lag_max_s": round(self.shedder.max_lag_s, 6), "admitted_share": round(self.shedder.share, 3),
-                "shed_early": self.shedder.shed_early,
+                "loop_lag_max_s": round(self.shedder.max_lag_s, 6), "loop_busy": round(self.shedder.busy, 3),
+                "admitted_share": round(self.shedder.share, 3), "shed_early": self.shedder.shed_early,
                 "cache_stored": self.cache.stored if self.cache else 0,
                 "cache_shared_in": self.cache.shared_in if self.cache else 0}
 

@@ -44,8 +44,9 @@ DECREASE = 0.8       # admitted share × this per overloaded tick
 GROWTH, INCREASE = 1.05, 0.002  # share × GROWTH + INCREASE per calm tick: from 1 % to all in ~1 s, gently
                                 # near the share the load needs (an additive step overshot at 4× load)
 MIN_SHARE = 0.01     # never refuse everything: the monitor needs admitted work to see recovery
-BUSY_WEIGHT = 0.35    # EWMA weight of the newest CPU-share sample (about 30 ms of memory: shorter shed at 60 % load, longer let 4× load build queues)
-WAIT_TARGET_S = 0.005  # admitted requests waiting this long for the loop all through a window: a standing queue
+BUSY_WEIGHT = 0.35   # EWMA weight of the newest CPU-share sample, ~30 ms of memory (shorter shed at 60 %
+                     # load, longer let 4× load build queues)
+WAIT_TARGET_S = 0.005  # admitted requests waiting this long for the loop all through a window: a queue stands
 WAIT_WINDOW = 5      # ticks (50 ms) over which the shortest wait is taken, as CoDel does
 CALM_MARGIN = 0.1    # the CPU share must fall this far below the limit before the share grows
 
@@ -101,7 +102,7 @@ class Shedder:
         self.shed_lag = 0  # of ``shed``, those refused for CPU saturation or event-loop lag
         self.shed_early = 0  # of those, refused by the HTTP protocol before any ASGI work
         self.lag_s = 0.0  # the last measured lag
-        self.busy = 0.0  # the loop thread's CPU share, smoothed over a few ticks
+        self.busy = 0.0  # CPU share of the loop's thread (of the process, per allowed CPU, if more), smoothed
         self.share = 1.0  # the admitted share of chat requests (1: no CPU shedding)
         self._credit = 0.0
         self.recent_lags_s: deque[float] = deque(maxlen=SUSTAINED)
